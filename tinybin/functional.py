@@ -1,0 +1,586 @@
+"""The maths of tinybin: every differentiable op as a forward/backward pair (CS231n style).
+
+All image tensors are NHWC: x (N, H, W, C); convolution weights are (Cout, KH, KW, Cin).
+Each op is a `Function` subclass whose `forward(ctx, *arrays)` computes the output from plain
+arrays and saves what its `backward(ctx, dout)` needs; the public function below it wraps
+`Function.apply` and checks its inputs.
+
+The binary ops follow paper §4.1 and XNOR-Net (paper eq. 1):
+
+    sign(x)      = +1 if x >= 0 else -1                 (never 0; one definition, `sign` below)
+    sign_ste     forward sign(x), backward dout * 1{|x| <= 1}      (clipped straight-through)
+    W_b          = sign(W) * alpha_o,  alpha_o = mean |W[o]|        (one scale per output channel)
+
+A binary convolution is computed as `conv(sign(x), sign(W)) * alpha`: the conv of two ±1 tensors
+is a sum of integers, which float32 GEMM computes exactly (|sum| < 2**24), so the float training
+graph and the packed XNOR-popcount kernel of `tinybin.packed` produce the same numbers bit for bit.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .kernels import im2col as _im
+from .kernels import pool as _pool
+from .tensor import Context, Function, Tensor, is_grad_enabled
+
+
+# ---- input checks --------------------------------------------------------------------------
+
+def _arr(t) -> np.ndarray:
+    return t.data if isinstance(t, Tensor) else np.asarray(t)
+
+
+def check_input(x, name: str, rank: int | None = None, channels: int | None = None,
+                finite: bool = False) -> None:
+    """Raise a ValueError saying what was expected and what came."""
+    a = _arr(x)
+    if a.dtype not in (np.float32, np.float64):
+        raise ValueError(f"{name}: expected a float32 (or float64) array, got dtype {a.dtype}")
+    if rank is not None and a.ndim != rank:
+        what = {4: "(N, H, W, C)", 2: "(N, C)"}.get(rank, f"rank {rank}")
+        raise ValueError(f"{name}: expected a rank-{rank} array {what}, got shape {a.shape}")
+    if channels is not None and a.shape[-1] != channels:
+        raise ValueError(f"{name}: expected {channels} channels in the last axis (NHWC), "
+                         f"got shape {a.shape}")
+    if finite and not np.isfinite(a).all():
+        raise ValueError(f"{name}: contains NaN or Inf values")
+
+
+def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum a broadcast gradient back to `shape`."""
+    while grad.ndim > len(shape):
+        grad = grad.sum(axis=0)
+    for i, s in enumerate(shape):
+        if s == 1 and grad.shape[i] != 1:
+            grad = grad.sum(axis=i, keepdims=True)
+    return grad
+
+
+def _needs_grad(ctx: Context) -> bool:
+    return is_grad_enabled() and any(ctx.needs_input_grad)
+
+
+# ---- elementwise and reductions --------------------------------------------------------------
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (a.shape, b.shape)
+        return a + b
+
+    @staticmethod
+    def backward(ctx, g):
+        return _unbroadcast(g, ctx.shapes[0]), _unbroadcast(g, ctx.shapes[1])
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (a.shape, b.shape)
+        return a - b
+
+    @staticmethod
+    def backward(ctx, g):
+        return _unbroadcast(g, ctx.shapes[0]), _unbroadcast(-g, ctx.shapes[1])
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        return _unbroadcast(g * b, a.shape), _unbroadcast(g * a, b.shape)
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False):
+        ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
+        return np.asarray(a.sum(axis=axis, keepdims=keepdims))
+
+    @staticmethod
+    def backward(ctx, g):
+        if ctx.axis is not None and not ctx.keepdims:
+            g = np.expand_dims(g, ctx.axis)
+        return np.broadcast_to(g, ctx.shape).copy()
+
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, a, shape=()):
+        ctx.shape = a.shape
+        return a.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.reshape(ctx.shape)
+
+
+def add(a: Tensor, b: Tensor) -> Tensor:
+    """a + b with NumPy broadcasting (residual sums of paper Fig. 7)."""
+    return Add.apply(a, b)
+
+
+def sub(a: Tensor, b: Tensor) -> Tensor:
+    return Sub.apply(a, b)
+
+
+def mul(a: Tensor, b: Tensor) -> Tensor:
+    return Mul.apply(a, b)
+
+
+def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001 - mirrors numpy
+    return Sum.apply(x, axis=axis, keepdims=keepdims)
+
+
+def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    n = x.data.size if axis is None else int(np.prod([x.shape[a] for a in np.atleast_1d(axis)]))
+    return Sum.apply(x, axis=axis, keepdims=keepdims) * (1.0 / n)
+
+
+def reshape(x: Tensor, shape: Sequence[int]) -> Tensor:
+    return Reshape.apply(x, shape=tuple(shape))
+
+
+# ---- activations ---------------------------------------------------------------------------
+
+def sign(x: np.ndarray) -> np.ndarray:
+    """sign(x) = +1 where x >= 0, else -1 (sign(0) = +1; never 0). Same dtype as x."""
+    return np.where(x >= 0, 1, -1).astype(x.dtype)
+
+
+class ReLU(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = np.maximum(x, 0)
+        ctx.save_for_backward(x)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g * (x > 0)
+
+
+class SignSTE(Function):
+    """Forward sign(x); backward the clipped straight-through estimator dout * 1{|x| <= 1}."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return sign(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g * (np.abs(x) <= 1)
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = sigmoid_np(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return g * y * (1 - y)
+
+
+def sigmoid_np(x: np.ndarray) -> np.ndarray:
+    """Numerically stable logistic function (no overflow for |x| up to float max)."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+
+
+class LogSoftmax(Function):
+    @staticmethod
+    def forward(ctx, x, axis=-1):
+        m = x.max(axis=axis, keepdims=True)
+        z = x - m
+        y = z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+        ctx.save_for_backward(y)
+        ctx.axis = axis
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return g - np.exp(y) * g.sum(axis=ctx.axis, keepdims=True)
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0); its gradient is 1{x > 0}."""
+    return ReLU.apply(x)
+
+
+def sign_ste(x: Tensor) -> Tensor:
+    """Binary activation (paper §4.1): forward sign(x) in {-1, +1}; backward dout * 1{|x| <= 1}."""
+    return SignSTE.apply(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return Sigmoid.apply(x)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """log(softmax(x)) along `axis` (the channel axis by default), computed stably."""
+    return LogSoftmax.apply(x, axis=axis)
+
+
+# ---- convolution ---------------------------------------------------------------------------
+
+def _conv_cols(x: np.ndarray, kh: int, kw: int, stride: int, padding: int) -> np.ndarray:
+    if kh == 1 and kw == 1 and padding == 0:
+        xs = x if stride == 1 else x[:, ::stride, ::stride]
+        return np.ascontiguousarray(xs).reshape(-1, x.shape[-1])
+    return _im.im2col(x, kh, kw, stride, padding)
+
+
+def _conv_dx(dcols: np.ndarray, xshape: tuple, kh: int, kw: int, stride: int, padding: int) -> np.ndarray:
+    if kh == 1 and kw == 1 and padding == 0:
+        if stride == 1:
+            return dcols.reshape(xshape)
+        N, H, W, C = xshape
+        dx = np.zeros(xshape, dtype=dcols.dtype)
+        OH, OW = _im.out_size(H, 1, stride, 0), _im.out_size(W, 1, stride, 0)
+        dx[:, ::stride, ::stride][:, :OH, :OW] = dcols.reshape(N, OH, OW, C)
+        return dx
+    return _im.col2im(dcols, xshape, kh, kw, stride, padding)
+
+
+def conv2d_np(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+              stride: int = 1, padding: int = 0) -> np.ndarray:
+    """Array-level NHWC convolution (no graph): im2col + one BLAS GEMM."""
+    N, H, W, C = x.shape
+    Cout, KH, KW, _ = w.shape
+    OH, OW = _im.out_size(H, KH, stride, padding), _im.out_size(W, KW, stride, padding)
+    cols = _conv_cols(x, KH, KW, stride, padding)                   # (N*OH*OW, KH*KW*C)
+    out = cols @ w.reshape(Cout, -1).T                              # (N*OH*OW, Cout)
+    if b is not None:
+        out += b
+    return out.reshape(N, OH, OW, Cout)
+
+
+class Conv2d(Function):
+    @staticmethod
+    def forward(ctx, x, w, b=None, stride=1, padding=0):
+        N, H, W, C = x.shape
+        Cout, KH, KW, _ = w.shape
+        OH, OW = _im.out_size(H, KH, stride, padding), _im.out_size(W, KW, stride, padding)
+        cols = _conv_cols(x, KH, KW, stride, padding)               # (N*OH*OW, KH*KW*C)
+        out = cols @ w.reshape(Cout, -1).T                          # (N*OH*OW, Cout)
+        if b is not None:
+            out += b
+        if _needs_grad(ctx):
+            ctx.save_for_backward(cols, w)
+            ctx.geom = (x.shape, KH, KW, stride, padding)
+        return out.reshape(N, OH, OW, Cout)
+
+    @staticmethod
+    def backward(ctx, g):
+        cols, w = ctx.saved
+        xshape, KH, KW, stride, padding = ctx.geom
+        Cout = w.shape[0]
+        g2 = g.reshape(-1, Cout)                                    # (N*OH*OW, Cout)
+        dw = (g2.T @ cols).reshape(w.shape) if ctx.needs_input_grad[1] else None
+        dx = None
+        if ctx.needs_input_grad[0]:
+            dx = _conv_dx(g2 @ w.reshape(Cout, -1), xshape, KH, KW, stride, padding)
+        db = g2.sum(axis=0) if len(ctx.parents) > 2 and ctx.needs_input_grad[2] else None
+        return dx, dw, db
+
+
+def _check_conv(x, w, b, stride, padding):
+    check_input(x, "conv2d input", rank=4)
+    check_input(w, "conv2d weight", rank=4)
+    if x.shape[-1] != w.shape[-1]:
+        raise ValueError(f"conv2d: input has {x.shape[-1]} channels (NHWC, last axis) but the weight "
+                         f"(Cout, KH, KW, Cin) expects Cin={w.shape[-1]}; shapes {x.shape} and {w.shape}")
+    if x.dtype != w.dtype:
+        raise ValueError(f"conv2d: input dtype {x.dtype} and weight dtype {w.dtype} differ")
+    if b is not None and _arr(b).shape != (w.shape[0],):
+        raise ValueError(f"conv2d: bias must have shape ({w.shape[0]},), got {_arr(b).shape}")
+    if int(stride) < 1 or int(padding) < 0:
+        raise ValueError(f"conv2d: stride must be >= 1 and padding >= 0, got {stride}, {padding}")
+    H, W = x.shape[1] + 2 * padding, x.shape[2] + 2 * padding
+    if H < w.shape[1] or W < w.shape[2]:
+        raise ValueError(f"conv2d: padded input {H}x{W} is smaller than the kernel {w.shape[1]}x{w.shape[2]}")
+
+
+def conv2d(x: Tensor, w: Tensor, b: Tensor | None = None, stride: int = 1, padding: int = 0) -> Tensor:
+    """2-D convolution (cross-correlation), NHWC.
+
+    x (N, H, W, Cin), w (Cout, KH, KW, Cin), b (Cout,) or None ->
+    y (N, OH, OW, Cout), OH = (H + 2*padding - KH) // stride + 1, zero padding:
+
+        y[n, oy, ox, o] = b[o] + sum_{i, j, c} x_pad[n, oy*stride + i, ox*stride + j, c] * w[o, i, j, c]
+    """
+    _check_conv(x, w, b, stride, padding)
+    if b is None:
+        return Conv2d.apply(x, w, stride=int(stride), padding=int(padding))
+    return Conv2d.apply(x, w, b, stride=int(stride), padding=int(padding))
+
+
+# ---- binary weights --------------------------------------------------------------------------
+
+def weight_alpha(w: np.ndarray) -> np.ndarray:
+    """XNOR-Net scale (paper eq. 1): alpha_o = mean |W[o, :, :, :]|, one per output channel."""
+    return np.abs(w).mean(axis=(1, 2, 3), dtype=np.float64).astype(w.dtype)
+
+
+class BinarizeWeights(Function):
+    @staticmethod
+    def forward(ctx, w):
+        return sign(w) * weight_alpha(w)[:, None, None, None]
+
+    @staticmethod
+    def backward(ctx, g):
+        return g  # straight through: dL/dW := dL/dW_b
+
+
+def binarize_weights(w: Tensor) -> Tensor:
+    """XNOR-Net weights (paper eq. 1): W_b = sign(W) * alpha, alpha_o = mean|W[o]|.
+
+    Backward: the plain straight-through estimator, dL/dW = dL/dW_b (alpha is treated as a
+    constant and the sign as the identity), as in the XNOR-Net reference training.
+    """
+    check_input(w, "binarize_weights", rank=4)
+    return BinarizeWeights.apply(w)
+
+
+class BinaryConv2d(Function):
+    @staticmethod
+    def forward(ctx, x, w, stride=1, padding=0):
+        N, H, W, C = x.shape
+        Cout, KH, KW, _ = w.shape
+        OH, OW = _im.out_size(H, KH, stride, padding), _im.out_size(W, KW, stride, padding)
+        alpha = weight_alpha(w)
+        sw = sign(w)
+        cols = _conv_cols(x, KH, KW, stride, padding)               # (N*OH*OW, KH*KW*C), entries ±1/0
+        out = cols @ sw.reshape(Cout, -1).T                         # integers, exact in float32
+        out *= alpha                                                # one float multiply, as the packed kernel
+        if _needs_grad(ctx):
+            ctx.save_for_backward(cols, sw, alpha)
+            ctx.geom = (x.shape, KH, KW, stride, padding)
+        return out.reshape(N, OH, OW, Cout)
+
+    @staticmethod
+    def backward(ctx, g):
+        cols, sw, alpha = ctx.saved
+        xshape, KH, KW, stride, padding = ctx.geom
+        Cout = sw.shape[0]
+        g2 = g.reshape(-1, Cout)
+        wb = (sw * alpha[:, None, None, None]).reshape(Cout, -1)
+        dw = (g2.T @ cols).reshape(sw.shape) if ctx.needs_input_grad[1] else None  # STE: dL/dW = dL/dW_b
+        dx = _conv_dx(g2 @ wb, xshape, KH, KW, stride, padding) if ctx.needs_input_grad[0] else None
+        return dx, dw
+
+
+def binary_conv2d(x: Tensor, w: Tensor, stride: int = 1, padding: int = 0) -> Tensor:
+    """Convolution with XNOR-Net binary weights: conv2d(x, sign(W)) * alpha (paper eq. 1).
+
+    The same function as `conv2d(x, binarize_weights(w))`, but computed as an integer-valued
+    conv followed by one multiply per output, so that with x = sign(...) it equals the packed
+    XNOR-popcount result times alpha exactly. Gradients: dL/dx through W_b = sign(W)*alpha;
+    dL/dW = dL/dW_b (straight-through, as `binarize_weights`).
+    """
+    _check_conv(x, w, None, stride, padding)
+    return BinaryConv2d.apply(x, w, stride=int(stride), padding=int(padding))
+
+
+# ---- batch normalisation --------------------------------------------------------------------
+
+def bn_fold(gamma: np.ndarray, beta: np.ndarray, mean_: np.ndarray, var: np.ndarray,
+            eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Eval-mode BatchNorm as one affine map y = x * scale + shift (float32 arithmetic).
+
+    scale = gamma / sqrt(var + eps), shift = beta - mean * scale. The packed network folds the
+    BN in front of a sign with exactly these arrays, so both paths compare the same numbers.
+    """
+    dt = gamma.dtype
+    scale = (gamma / np.sqrt(var.astype(dt) + dt.type(eps))).astype(dt)
+    shift = (beta - mean_.astype(dt) * scale).astype(dt)
+    return scale, shift
+
+
+class BatchNorm(Function):
+    @staticmethod
+    def forward(ctx, x, gamma, beta, running_mean=None, running_var=None, training=True,
+                momentum=0.1, eps=1e-5):
+        C = x.shape[-1]
+        x2 = x.reshape(-1, C)
+        if training:
+            M = x2.shape[0]
+            mu = x2.mean(axis=0)
+            xc = x2 - mu
+            var = (xc * xc).mean(axis=0)
+            inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+            xhat = xc * inv_std
+            y = xhat * gamma + beta
+            if running_mean is not None:
+                unbiased = var * (M / max(M - 1, 1))
+                running_mean *= 1 - momentum
+                running_mean += momentum * mu
+                running_var *= 1 - momentum
+                running_var += momentum * unbiased
+            if _needs_grad(ctx):
+                ctx.save_for_backward(xhat, inv_std, gamma)
+            ctx.training = True
+        else:
+            scale, shift = bn_fold(gamma, beta, running_mean, running_var, eps)
+            y = x2 * scale + shift
+            if _needs_grad(ctx):
+                inv_std = (1.0 / np.sqrt(running_var.astype(x.dtype) + eps)).astype(x.dtype)
+                ctx.save_for_backward((x2 - running_mean) * inv_std, inv_std, gamma)
+            ctx.training = False
+        ctx.shape = x.shape
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        xhat, inv_std, gamma = ctx.saved
+        C = ctx.shape[-1]
+        g2 = g.reshape(-1, C)
+        dgamma = (g2 * xhat).sum(axis=0)
+        dbeta = g2.sum(axis=0)
+        if ctx.training:
+            M = g2.shape[0]
+            dxhat = g2 * gamma
+            dx = (inv_std / M) * (M * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0))
+        else:
+            dx = g2 * (gamma * inv_std)
+        return dx.reshape(ctx.shape), dgamma, dbeta
+
+
+def batch_norm(x: Tensor, gamma: Tensor, beta: Tensor, running_mean: np.ndarray | None = None,
+               running_var: np.ndarray | None = None, training: bool = True,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Batch normalisation over every axis but the last (channels), NHWC.
+
+    Training: y = (x - mean_b) / sqrt(var_b + eps) * gamma + beta with batch statistics, and the
+    running statistics updated in place (running = (1 - momentum) * running + momentum * batch,
+    unbiased variance, as PyTorch). Eval: y = x * scale + shift from the running statistics
+    (`bn_fold`).
+    """
+    C = gamma.shape[0]
+    check_input(x, "batch_norm input", channels=C)
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm in eval mode needs running_mean and running_var")
+    return BatchNorm.apply(x, gamma, beta, running_mean=running_mean, running_var=running_var,
+                           training=training, momentum=momentum, eps=eps)
+
+
+# ---- pooling, upsampling, concatenation -------------------------------------------------------
+
+class MaxPool2d(Function):
+    @staticmethod
+    def forward(ctx, x, k=2, s=2):
+        out, idx = _pool.maxpool(x, k, s)
+        ctx.save_for_backward(idx)
+        ctx.shape, ctx.k, ctx.s = x.shape, k, s
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (idx,) = ctx.saved
+        N, H, W, C = ctx.shape
+        if ctx.k <= ctx.s:  # windows do not overlap: every winner is unique, a plain scatter does
+            dx = np.zeros((N, H * W, C), dtype=g.dtype)
+            np.put_along_axis(dx, idx.reshape(N, -1, C), g.reshape(N, -1, C), axis=1)
+            return dx.reshape(ctx.shape)
+        return _pool.maxpool_backward(g, idx, ctx.shape)
+
+
+class AvgPool2d(Function):
+    @staticmethod
+    def forward(ctx, x, k=2, s=2):
+        ctx.shape, ctx.k, ctx.s = x.shape, k, s
+        return _pool.avgpool(x, k, s)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _pool.avgpool_backward(g, ctx.shape, ctx.k, ctx.s)
+
+
+def _check_pool(x, k, s, name):
+    check_input(x, name, rank=4)
+    if k < 1 or s < 1:
+        raise ValueError(f"{name}: kernel and stride must be >= 1, got {k}, {s}")
+    if x.shape[1] < k or x.shape[2] < k:
+        raise ValueError(f"{name}: input {x.shape[1]}x{x.shape[2]} is smaller than the {k}x{k} window")
+
+
+def max_pool2d(x: Tensor, kernel_size: int = 2, stride: int | None = None) -> Tensor:
+    """Max over k x k windows, stride s (default k), floor mode: OH = (H - k) // s + 1."""
+    s = kernel_size if stride is None else stride
+    _check_pool(x, kernel_size, s, "max_pool2d")
+    return MaxPool2d.apply(x, k=int(kernel_size), s=int(s))
+
+
+def avg_pool2d(x: Tensor, kernel_size: int = 2, stride: int | None = None) -> Tensor:
+    """Mean over k x k windows, stride s (default k), floor mode (paper Table 4 'AvgPool')."""
+    s = kernel_size if stride is None else stride
+    _check_pool(x, kernel_size, s, "avg_pool2d")
+    return AvgPool2d.apply(x, k=int(kernel_size), s=int(s))
+
+
+class Upsample(Function):
+    @staticmethod
+    def forward(ctx, x, scale=2, mode="nearest"):
+        ctx.shape, ctx.scale, ctx.mode = x.shape, scale, mode
+        if mode == "nearest":
+            return _pool.upsample_nearest(x, scale)
+        return _pool.upsample_bilinear(x, scale)
+
+    @staticmethod
+    def backward(ctx, g):
+        if ctx.mode == "nearest":
+            return _pool.upsample_nearest_backward(g, ctx.scale)
+        return _pool.upsample_bilinear_backward(g, ctx.shape, ctx.scale)
+
+
+def upsample(x: Tensor, scale: int = 2, mode: str = "nearest") -> Tensor:
+    """Integer-factor upsampling, NHWC. 'nearest' repeats pixels (the hourglass); 'bilinear'
+    uses PyTorch's align_corners=False sampling (the multi-scale blocks, paper Fig. 7c/7d)."""
+    check_input(x, "upsample", rank=4)
+    if mode not in ("nearest", "bilinear"):
+        raise ValueError(f"upsample: mode must be 'nearest' or 'bilinear', got {mode!r}")
+    if int(scale) != scale or scale < 1:
+        raise ValueError(f"upsample: scale must be a positive integer, got {scale}")
+    return Upsample.apply(x, scale=int(scale), mode=mode)
+
+
+class Concat(Function):
+    @staticmethod
+    def forward(ctx, *xs, axis=-1):
+        ctx.sizes = [a.shape[axis] for a in xs]
+        ctx.axis = axis
+        return np.concatenate(xs, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        idx = np.cumsum(ctx.sizes)[:-1]
+        return tuple(np.ascontiguousarray(p) for p in np.split(g, idx, axis=ctx.axis))
+
+
+def concat(xs: Sequence[Tensor], axis: int = -1) -> Tensor:
+    """Concatenate along the channel axis (NHWC: the last); the hierarchical block's 'C'."""
+    if len(xs) == 0:
+        raise ValueError("concat: needs at least one tensor")
+    ref = _arr(xs[0]).shape
+    for i, t in enumerate(xs):
+        s = _arr(t).shape
+        if len(s) != len(ref) or any(a != b for k, (a, b) in enumerate(zip(s, ref))
+                                     if k != (axis % len(ref))):
+            raise ValueError(f"concat: tensor {i} has shape {s}, incompatible with {ref} "
+                             f"outside axis {axis}")
+    return Concat.apply(*xs, axis=axis)

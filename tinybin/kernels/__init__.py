@@ -1,0 +1,1 @@
+"""Numba kernels, each beside its pure-NumPy reference."""

@@ -1,0 +1,119 @@
+"""im2col / col2im for NHWC convolution, each as a NumPy reference and a Numba kernel.
+
+A k x k convolution is a matrix product once every receptive field is laid out as one row:
+
+    cols[(n, oy, ox), (i, j, c)] = x_pad[n, oy*s + i, ox*s + j, c]        # (N*OH*OW, KH*KW*C)
+    out = cols @ w.reshape(Cout, KH*KW*C).T                                 # (N*OH*OW, Cout)
+
+In NHWC each (i, j) tap of a row is a contiguous run of C floats, so the copy is a loop of
+`memcpy`s and the GEMM writes the NHWC output directly (DESIGN.md §2). Zero padding is applied
+inside the kernels (taps outside the image read 0), so no padded copy of x is made.
+
+col2im is the adjoint (the backward of im2col): every input pixel gathers the column entries that
+read it. Gathering (rather than scattering from each column) lets us parallelise over input rows
+without write races.
+
+Optimizations (Numba rungs): `prange` over (n, output row) for im2col and over (n, input row) for
+col2im; inner loops over contiguous channels; no temporaries inside the kernels.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+def out_size(h: int, k: int, stride: int, padding: int) -> int:
+    return (h + 2 * padding - k) // stride + 1
+
+
+# ---- NumPy references -----------------------------------------------------------------------
+
+def im2col_ref(x: np.ndarray, kh: int, kw: int, stride: int, padding: int) -> np.ndarray:
+    """x (N, H, W, C) -> cols (N*OH*OW, KH*KW*C), zero padding. Pure NumPy."""
+    N, H, W, C = x.shape
+    xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    OH, OW = out_size(H, kh, stride, padding), out_size(W, kw, stride, padding)
+    win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(1, 2))  # (N, Hp-kh+1, Wp-kw+1, C, kh, kw)
+    win = win[:, ::stride, ::stride][:, :OH, :OW]
+    return np.ascontiguousarray(win.transpose(0, 1, 2, 4, 5, 3)).reshape(N * OH * OW, kh * kw * C)
+
+
+def col2im_ref(cols: np.ndarray, shape: tuple, kh: int, kw: int, stride: int, padding: int) -> np.ndarray:
+    """Adjoint of im2col_ref: cols (N*OH*OW, KH*KW*C) -> x-shaped sums (N, H, W, C)."""
+    N, H, W, C = shape
+    OH, OW = out_size(H, kh, stride, padding), out_size(W, kw, stride, padding)
+    c6 = cols.reshape(N, OH, OW, kh, kw, C)
+    xp = np.zeros((N, H + 2 * padding, W + 2 * padding, C), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            xp[:, i:i + stride * OH:stride, j:j + stride * OW:stride, :] += c6[:, :, :, i, j, :]
+    return xp[:, padding:padding + H, padding:padding + W, :]
+
+
+# ---- Numba kernels --------------------------------------------------------------------------
+
+@njit(parallel=True, cache=True)
+def _im2col(x, kh, kw, stride, padding, OH, OW, cols):
+    N, H, W, C = x.shape
+    for row in prange(N * OH):
+        n = row // OH
+        oy = row - n * OH
+        for ox in range(OW):
+            r = (n * OH + oy) * OW + ox
+            for i in range(kh):
+                y = oy * stride + i - padding
+                for j in range(kw):
+                    xx = ox * stride + j - padding
+                    base = (i * kw + j) * C
+                    if 0 <= y < H and 0 <= xx < W:
+                        for c in range(C):
+                            cols[r, base + c] = x[n, y, xx, c]
+                    else:
+                        for c in range(C):
+                            cols[r, base + c] = 0.0
+
+
+@njit(parallel=True, cache=True)
+def _col2im(cols, N, H, W, C, kh, kw, stride, padding, OH, OW, dx):
+    for row in prange(N * H):
+        n = row // H
+        y = row - n * H
+        for xx in range(W):
+            for c in range(C):
+                dx[n, y, xx, c] = 0.0
+            for i in range(kh):
+                t = y + padding - i  # = oy * stride
+                if t < 0 or t % stride != 0:
+                    continue
+                oy = t // stride
+                if oy >= OH:
+                    continue
+                for j in range(kw):
+                    u = xx + padding - j
+                    if u < 0 or u % stride != 0:
+                        continue
+                    ox = u // stride
+                    if ox >= OW:
+                        continue
+                    r = (n * OH + oy) * OW + ox
+                    base = (i * kw + j) * C
+                    for c in range(C):
+                        dx[n, y, xx, c] += cols[r, base + c]
+
+
+def im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """x (N, H, W, C) -> cols (N*OH*OW, KH*KW*C) with zero padding (Numba)."""
+    N, H, W, C = x.shape
+    OH, OW = out_size(H, kh, stride, padding), out_size(W, kw, stride, padding)
+    cols = np.empty((N * OH * OW, kh * kw * C), dtype=x.dtype)
+    _im2col(np.ascontiguousarray(x), kh, kw, stride, padding, OH, OW, cols)
+    return cols
+
+
+def col2im(cols: np.ndarray, shape: tuple, kh: int, kw: int, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """Adjoint of `im2col`: cols (N*OH*OW, KH*KW*C) -> (N, H, W, C) (Numba)."""
+    N, H, W, C = shape
+    OH, OW = out_size(H, kh, stride, padding), out_size(W, kw, stride, padding)
+    dx = np.empty((N, H, W, C), dtype=cols.dtype)
+    _col2im(np.ascontiguousarray(cols), N, H, W, C, kh, kw, stride, padding, OH, OW, dx)
+    return dx
