@@ -1,0 +1,218 @@
+"""Metrics against hand-computed cases and against the MPII reference table (tinybin.metrics)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import integrate
+
+from tinybin import metrics as m
+
+FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures"
+MPII_MAT = FIXTURES / "mpii_valid_tompson_detections.mat"
+
+
+# ---------------------------------------------------------------- PCKh / PCK
+
+def test_head_size():
+    boxes = np.array([[[0, 0], [3, 4]], [[10, 10], [16, 18]]], float)
+    np.testing.assert_allclose(m.head_size(boxes), [3.0, 6.0])       # 0.6 * 5, 0.6 * 10
+    assert m.head_size(boxes[0]) == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="zero size"):
+        m.head_size(np.array([[[1, 1], [1, 1]]], float))
+    with pytest.raises(ValueError, match=r"\(M, 2, 2\)"):
+        m.head_size(np.zeros((3, 4)))
+
+
+def _pose_case():
+    """2 people, head size 10 and 20. Per joint offsets chosen by hand (threshold 0.5 -> 5 and 10 px)."""
+    gt = np.zeros((2, 16, 2))
+    pred = gt.copy()
+    hs = np.array([10.0, 20.0])
+    vis = np.ones((2, 16), bool)
+    pred[0, 9] = [3, 4]          # head-top: d = 5 / 10 = 0.5 -> correct (<=)
+    pred[1, 9] = [0, 10.01]      # d = 0.5005 -> wrong
+    pred[0, 12] = [6, 0]         # r-shoulder: 0.6 wrong
+    pred[1, 12] = [0, 1]         # correct
+    pred[0, 13] = [100, 0]       # l-shoulder wrong, person 1 unannotated
+    vis[1, 13] = False
+    pred[:, 0] = [50, 50]        # r-ankle wrong for both
+    vis[:, 5] = False            # l-ankle never annotated
+    pred[:, 6] = [99, 99]        # pelvis wrong: must not affect the means
+    return pred, gt, hs, vis
+
+
+def test_pckh_hand_case():
+    pred, gt, hs, vis = _pose_case()
+    r = m.pckh(pred, gt, hs, vis)
+    j = r["joints"]
+    assert j[9] == 50.0 and j[12] == 50.0 and j[13] == 0.0 and j[0] == 0.0 and j[6] == 0.0
+    assert np.isnan(j[5])                                   # never annotated
+    np.testing.assert_array_equal(r["counts"][[0, 5, 9, 12, 13]], [2, 0, 2, 2, 1])
+    assert r["parts"]["Head"] == 50.0
+    assert r["parts"]["Shoulder"] == 25.0                   # mean of the R and L joint scores
+    assert r["parts"]["Elbow"] == 100.0
+    assert np.isnan(r["parts"]["Ankle"]) and np.isnan(r["mean"])
+    # Weighted over the 14 joints: all annotated except l-ankle (2) and one l-shoulder.
+    # Wrong: one head-top, one r-shoulder, one l-shoulder, two r-ankles -> 20 of 25 correct.
+    assert r["n_joints"] == 25
+    assert r["mean_weighted"] == pytest.approx(80.0)
+    # Shifting both pred and gt (1-based vs 0-based) changes nothing.
+    r2 = m.pckh(pred + 1, gt + 1, hs, vis)
+    np.testing.assert_array_equal(r2["joints"], j)
+
+
+def test_pckh_unweighted_mean_and_threshold():
+    pred, gt, hs, vis = _pose_case()
+    vis[:, 5] = True
+    r = m.pckh(pred, gt, hs, vis)
+    sel = [0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15]
+    assert r["mean"] == pytest.approx(np.mean(r["joints"][sel]))
+    assert r["joints"][5] == 100.0
+    r0 = m.pckh(pred, gt, hs, vis, threshold=0.0)
+    assert r0["joints"][9] == 0.0 and r0["joints"][1] == 100.0   # exact hits count at threshold 0 (<=)
+    curve = m.pckh_curve(pred, gt, hs, vis, thresholds=[0.0, 0.5, 10.0])
+    assert curve["joints"].shape == (3, 16)
+    assert curve["mean_weighted"][-1] == 100.0
+    assert np.all(np.diff(curve["mean_weighted"]) >= 0)
+
+
+def test_pck_and_input_checks():
+    gt = np.zeros((3, 2, 2))
+    pred = np.array([[[1, 0], [0, 3]], [[0, 0], [0, 0]], [[2, 0], [0, 0]]], float)
+    r = m.pck(pred, gt, np.array([4.0, 1.0, 2.0]), None, threshold=0.5)
+    np.testing.assert_allclose(r["joints"], [200 / 3, 200 / 3])     # d = .25,.75 | 0,0 | 1,0
+    assert r["mean"] == pytest.approx(100 * 4 / 6)
+    with pytest.raises(ValueError, match="empty"):
+        m.pck(np.zeros((0, 2, 2)), np.zeros((0, 2, 2)), np.zeros(0))
+    with pytest.raises(ValueError, match="differs"):
+        m.pck(pred[:, :1], gt, np.ones(3))
+    with pytest.raises(ValueError, match="positive"):
+        m.pck(pred, gt, np.array([1.0, 0.0, 1.0]))
+    # A zero normaliser is fine when that sample has nothing to evaluate.
+    r = m.pck(pred, gt, np.array([4.0, 0.0, 2.0]), [[1, 1], [0, 0], [1, 1]])
+    assert r["counts"].tolist() == [2, 2]
+    with pytest.raises(ValueError, match="16"):
+        m.pckh(pred, gt, np.ones(3))
+
+
+@pytest.mark.skipif(not MPII_MAT.exists(), reason=f"reference fixture not found at {MPII_MAT} "
+                    "(the shared fixtures folder ../shared/fixtures is absent)")
+def test_pckh_reproduces_mpii_reference_table():
+    """Tompson et al.'s MPII validation predictions: the published PCKh@0.5 table, to 0.01."""
+    from scipy.io import loadmat
+    d = loadmat(MPII_MAT)
+    gt = d["pos_gt_src"].transpose(2, 0, 1)             # (2958, 16, 2), 1-based (shift-invariant)
+    pred = d["pos_pred_src"].transpose(2, 0, 1)
+    vis = 1 - d["jnt_missing"].T
+    hs = m.head_size(d["headboxes_src"].transpose(2, 0, 1))
+    r = m.pckh(pred, gt, hs, vis, 0.5)
+    expected = {"Head": 95.60, "Shoulder": 92.71, "Elbow": 83.36, "Wrist": 76.74, "Hip": 81.93,
+                "Knee": 73.36, "Ankle": 65.45}
+    for k, v in expected.items():
+        assert r["parts"][k] == pytest.approx(v, abs=0.005), k
+    assert r["mean"] == pytest.approx(81.46, abs=0.005)
+    assert r["mean_weighted"] == pytest.approx(82.34, abs=0.005)
+    assert int(r["counts"].sum()) == 44240 and gt.shape[0] == 2958
+
+
+# ---------------------------------------------------------------- NME and friends
+
+def test_nme_box_hand_case():
+    gt = np.array([[[0, 0], [4, 0], [4, 9], [0, 9]]], float)       # box 4 x 9 -> sqrt = 6
+    pred = gt + np.array([[3, 4], [0, 0], [0, 6], [0, 0]])          # errors 5, 0, 6, 0
+    np.testing.assert_allclose(m.nme(pred, gt), [11 / 4 / 6])
+    # Only annotated points count, and the box comes from the annotated gt points.
+    vis = np.array([[1, 1, 1, 0]])
+    np.testing.assert_allclose(m.nme(pred, gt, visible=vis), [11 / 3 / 6])
+    np.testing.assert_allclose(m.nme(pred, gt, norm=np.array([2.0])), [11 / 4 / 2])
+    r = m.nme(np.concatenate([pred, pred]), np.concatenate([gt, gt]), visible=np.array([[1, 1, 1, 1], [0, 0, 0, 0]]))
+    assert r[0] == pytest.approx(11 / 24) and np.isnan(r[1])
+
+
+def test_nme_interocular_and_errors():
+    gt = np.zeros((1, 68, 2))
+    gt[0, 36] = [10, 20]
+    gt[0, 45] = [50, 50]                                           # distance 50
+    pred = gt.copy()
+    pred[0, 0] = [68 * 5, 0]                                       # one error of 340 -> mean 5
+    np.testing.assert_allclose(m.nme(pred, gt, "interocular"), [5 / 50])
+    with pytest.raises(ValueError, match="68"):
+        m.nme(pred[:, :10], gt[:, :10], "interocular")
+    flat = np.zeros((1, 3, 2))
+    flat[0, :, 0] = [0, 1, 2]                                      # all on a line: zero-area box
+    with pytest.raises(ValueError, match="zero"):
+        m.nme(flat, flat, "box")
+    with pytest.raises(ValueError, match="empty"):
+        m.nme(np.zeros((0, 3, 2)), np.zeros((0, 3, 2)))
+    with pytest.raises(ValueError, match="norm"):
+        m.nme(flat, flat, "diagonal")
+
+
+def test_nme_by_yaw():
+    e = np.array([1.0, 3.0, 10.0, 20.0, 7.0, 100.0])
+    yaw = np.array([-10.0, 30.0, 30.5, -60.0, 61.0, 95.0])
+    r = m.nme_by_yaw(e, yaw)
+    assert r["[0,30]"] == 2.0 and r["(30,60]"] == 15.0 and r["(60,90]"] == 53.5
+    assert r["mean"] == pytest.approx((2 + 15 + 53.5) / 3)         # mean of bin means
+    assert r["counts"] == {"[0,30]": 2, "(30,60]": 2, "(60,90]": 2}
+    r = m.nme_by_yaw([1.0, 2.0], [0.0, 45.0])
+    assert np.isnan(r["(60,90]"]) and r["mean"] == 1.5 and r["counts"]["(60,90]"] == 0
+    with pytest.raises(ValueError, match="empty"):
+        m.nme_by_yaw([], [])
+
+
+def test_ced_auc_failure_rate_hand_case():
+    e = np.array([0.0, 0.02, 0.04, 0.08, 0.5])
+    assert m.auc(e, 0.08) == pytest.approx((1 + 0.75 + 0.5 + 0 + 0) / 5)
+    assert m.failure_rate(e, 0.08) == pytest.approx(0.2)             # 0.08 itself is not a failure
+    x, y = m.ced(e, 0.08, n=5)
+    np.testing.assert_allclose(x, [0, 0.02, 0.04, 0.06, 0.08])
+    np.testing.assert_allclose(y, [0.2, 0.4, 0.6, 0.6, 0.8])
+    assert m.auc([np.inf, 0.0], 0.1) == 0.5                         # inf = failure
+    with pytest.raises(ValueError, match="NaN"):
+        m.auc([np.nan], 0.1)
+    with pytest.raises(ValueError, match="empty"):
+        m.failure_rate([], 0.1)
+
+
+def test_auc_closed_form_equals_integral_of_ced():
+    e = np.random.default_rng(0).gamma(2.0, 0.02, size=500)
+    x, y = m.ced(e, 0.08, n=80001)
+    assert m.auc(e, 0.08) == pytest.approx(integrate.trapezoid(y, x) / 0.08, abs=2e-4)
+    assert 1 - y[-1] == pytest.approx(m.failure_rate(e, 0.08))
+
+
+# ---------------------------------------------------------------- segmentation
+
+def test_confusion_hand_case_void_and_accumulation():
+    gt = np.array([[0, 0, 1], [1, 2, 255]])
+    pr = np.array([[0, 1, 1], [1, 0, 2]])
+    h = m.confusion(pr, gt, 3)
+    np.testing.assert_array_equal(h, [[1, 1, 0], [0, 2, 0], [1, 0, 0]])   # rows gt, cols pred; 255 dropped
+    acc = np.zeros((3, 3), np.int64)
+    m.confusion(pr, gt, 3, out=acc)
+    m.confusion(pr, gt, 3, out=acc)
+    np.testing.assert_array_equal(acc, 2 * h)
+    with pytest.raises(ValueError, match="predicted labels"):
+        m.confusion(np.array([3]), np.array([0]), 3)
+    with pytest.raises(ValueError, match="shape"):
+        m.confusion(pr, gt[:1], 3)
+
+
+def test_segmentation_scores_hand_case():
+    h = np.array([[1, 1, 0], [0, 2, 0], [1, 0, 0]])
+    s = m.segmentation_scores(h)
+    assert s["pixel_acc"] == pytest.approx(3 / 5)
+    np.testing.assert_allclose(s["acc"], [0.5, 1.0, 0.0])
+    assert s["mean_acc"] == pytest.approx(0.5)
+    np.testing.assert_allclose(s["iu"], [1 / 3, 2 / 3, 0.0])           # 1/(2+2-1), 2/(2+3-2), 0/(1+0-0)
+    assert s["mean_iu"] == pytest.approx(1 / 3)
+    assert s["fw_iu"] == pytest.approx(0.4 * 1 / 3 + 0.4 * 2 / 3)
+    # A class absent from gt and prediction is NaN and skipped.
+    h4 = np.zeros((4, 4), int)
+    h4[:3, :3] = h
+    s4 = m.segmentation_scores(h4)
+    assert np.isnan(s4["iu"][3]) and s4["mean_iu"] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="empty"):
+        m.segmentation_scores(np.zeros((3, 3)))

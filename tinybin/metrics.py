@@ -1,0 +1,350 @@
+"""Evaluation metrics: PCKh / PCK (pose), NME, CED, AUC, failure rate (faces), FCN scores (parts).
+
+Paper sections 6.2 (MPII PCKh@0.5), 6.3 (AFLW2000-3D NME per yaw bin, CED curves), 9 (facial part
+segmentation: pixel accuracy, mean accuracy, mean IU as in FCN). The formulas follow the public
+reference evaluation code (MPII's MATLAB toolkit and its Python ports, 3DDFA's AFLW2000-3D
+benchmark, FCN's ``score.py``); ``tests/test_metrics.py`` reproduces the MPII table of Tompson et
+al.'s validation predictions to 0.01.
+
+Conventions: landmarks are (..., K, 2) arrays of (x, y); "visible" means *annotated* (MPII's
+``1 - jnt_missing``), not "unoccluded". Percentages are in [0, 100], errors are plain ratios.
+Bad input (shape mismatch, empty arrays, non-positive normalisers) raises ValueError; a joint with
+no annotated instances scores NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .skeletons import FACE68_OUTER_EYE_CORNERS, MPII_PARTS, MPII_PCKH_JOINTS
+
+__all__ = ["head_size", "normalized_distances", "pck", "pckh", "pckh_curve", "nme", "nme_by_yaw",
+           "YAW_BINS", "ced", "auc", "failure_rate", "confusion", "segmentation_scores"]
+
+# --------------------------------------------------------------------------------------------
+# Pose: PCKh / PCK
+# --------------------------------------------------------------------------------------------
+
+
+def head_size(headboxes: np.ndarray) -> np.ndarray:
+    """MPII head size: 0.6 x the head-box diagonal (``SC_BIAS = 0.6`` of the MPII toolkit).
+
+    headboxes: (M, 2, 2) with ``[m, 0] = (x1, y1)`` and ``[m, 1] = (x2, y2)``, or (2, 2) for one box.
+    Returns (M,) (or a scalar). ``h = 0.6 * ||(x2, y2) - (x1, y1)||``. Zero-size boxes raise ValueError.
+    """
+    b = np.asarray(headboxes, dtype=np.float64)
+    if b.shape[-2:] != (2, 2):
+        raise ValueError(f"head_size: expected headboxes (M, 2, 2) [(x1, y1), (x2, y2)], got shape {b.shape}")
+    hs = 0.6 * np.linalg.norm(b[..., 1, :] - b[..., 0, :], axis=-1)
+    bad = ~(hs > 0)
+    if np.any(bad):
+        raise ValueError(f"head_size: {int(np.sum(bad))} head box(es) have zero size or are not finite "
+                         f"(first at index {int(np.flatnonzero(np.ravel(bad))[0])})")
+    return hs
+
+
+def _check_pose_inputs(pred, gt, norm, visible, name):
+    pred = np.asarray(pred, dtype=np.float64)
+    gt = np.asarray(gt, dtype=np.float64)
+    if gt.ndim != 3 or gt.shape[-1] != 2:
+        raise ValueError(f"{name}: expected gt (M, K, 2), got shape {gt.shape}")
+    if pred.shape != gt.shape:
+        raise ValueError(f"{name}: pred shape {pred.shape} differs from gt shape {gt.shape}")
+    M, K = gt.shape[:2]
+    if M == 0 or K == 0:
+        raise ValueError(f"{name}: empty input, gt shape {gt.shape}")
+    vis = np.ones((M, K), bool) if visible is None else np.asarray(visible).astype(bool)
+    if vis.shape != (M, K):
+        raise ValueError(f"{name}: visible must be ({M}, {K}), got shape {vis.shape}")
+    norm = np.asarray(norm, dtype=np.float64).reshape(-1)
+    if norm.shape != (M,):
+        raise ValueError(f"{name}: normaliser must be ({M},), got shape {np.shape(norm)}")
+    used = vis.any(1)
+    bad = used & ~(norm > 0)                   # also catches NaN
+    if np.any(bad):
+        raise ValueError(f"{name}: normaliser must be positive and finite; {int(bad.sum())} sample(s) are not "
+                         f"(first at index {int(np.flatnonzero(bad)[0])})")
+    return pred, gt, norm, vis
+
+
+def normalized_distances(pred: np.ndarray, gt: np.ndarray, norm: np.ndarray, visible=None) -> np.ndarray:
+    """``d[m, k] = ||pred[m, k] - gt[m, k]|| / norm[m]``; (M, K), NaN where not annotated."""
+    pred, gt, norm, vis = _check_pose_inputs(pred, gt, norm, visible, "normalized_distances")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.linalg.norm(pred - gt, axis=-1) / norm[:, None]
+    return np.where(vis, d, np.nan)
+
+
+def pck(pred: np.ndarray, gt: np.ndarray, norm: np.ndarray, visible=None, threshold: float = 0.5) -> dict:
+    """Percentage of correct keypoints with a per-sample normaliser.
+
+    pred, gt: (M, K, 2); norm: (M,) (head size for PCKh, torso size for LSP PCK@0.2, ...);
+    visible: (M, K) annotated flags or None. A joint counts as correct if
+    ``||pred - gt|| / norm <= threshold`` (``<=`` as HRNet and Bulat's evaluation; identical to
+    ``<`` on the MPII fixture).
+
+    Returns dict(joints=(K,) percent per joint (NaN if never annotated), counts=(K,) int,
+    correct=(K,) int, mean=percent over all annotated joints (count-weighted)).
+    """
+    pred, gt, norm, vis = _check_pose_inputs(pred, gt, norm, visible, "pck")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.linalg.norm(pred - gt, axis=-1) / norm[:, None]
+    hit = (d <= threshold) & vis
+    counts = vis.sum(0)
+    correct = hit.sum(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        joints = 100.0 * correct / counts
+    total = counts.sum()
+    mean = 100.0 * correct.sum() / total if total else np.nan
+    return {"joints": joints, "counts": counts, "correct": correct, "mean": float(mean)}
+
+
+def pckh(pred: np.ndarray, gt: np.ndarray, head_sizes: np.ndarray, visible=None, threshold: float = 0.5) -> dict:
+    """MPII PCKh@threshold (paper Tables 1, 5): PCK normalised by the head size.
+
+    pred, gt: (M, 16, 2) in MPII joint order (any common shift of both, e.g. 1-based vs 0-based,
+    cancels); head_sizes: (M,) from ``head_size``; visible: (M, 16) annotated (1 - jnt_missing).
+
+        d[m, j]   = ||pred[m, j] - gt[m, j]|| / head_sizes[m]
+        PCKh[j]   = 100 * #{m annotated: d[m, j] <= threshold} / #{m annotated}
+
+    Returns dict:
+      joints (16,) percent; counts (16,) int; correct (16,) int;
+      parts: {"Head": head-top, "Shoulder": mean of right and left, ..., "Ankle": ...};
+      mean: unweighted mean of the 14 joints without pelvis and thorax (MPII toolkit, bearpaw);
+      mean_weighted: correct / annotated over those 14 joints (HRNet's "Mean");
+      n_joints: number of annotated joints among those 14; threshold.
+    """
+    r = pck(pred, gt, head_sizes, visible, threshold)
+    K = r["joints"].shape[0]
+    if K != 16:
+        raise ValueError(f"pckh: expected 16 MPII joints, got {K}")
+    j = r["joints"]
+    sel = list(MPII_PCKH_JOINTS)
+    parts = {name: float(np.mean(j[list(idx)])) for name, idx in MPII_PARTS.items()}
+    n = int(r["counts"][sel].sum())
+    return {
+        "joints": j,
+        "counts": r["counts"],
+        "correct": r["correct"],
+        "parts": parts,
+        "mean": float(np.mean(j[sel])),
+        "mean_weighted": float(100.0 * r["correct"][sel].sum() / n) if n else float("nan"),
+        "n_joints": n,
+        "threshold": float(threshold),
+    }
+
+
+def pckh_curve(pred: np.ndarray, gt: np.ndarray, head_sizes: np.ndarray, visible=None, thresholds=None) -> dict:
+    """PCKh as a function of the threshold (HRNet's curve over ``arange(0, 0.51, 0.01)`` by default).
+
+    Returns dict(thresholds (T,), joints (T, 16), mean (T,), mean_weighted (T,)).
+    """
+    t = np.arange(0.0, 0.51, 0.01) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+    rows = [pckh(pred, gt, head_sizes, visible, float(th)) for th in t]
+    return {"thresholds": t, "joints": np.stack([r["joints"] for r in rows]),
+            "mean": np.array([r["mean"] for r in rows]),
+            "mean_weighted": np.array([r["mean_weighted"] for r in rows])}
+
+
+# --------------------------------------------------------------------------------------------
+# Faces: NME, yaw bins, CED / AUC / failure rate
+# --------------------------------------------------------------------------------------------
+
+
+def nme(pred: np.ndarray, gt: np.ndarray, norm="box", visible=None) -> np.ndarray:
+    """Per-image normalised mean error (paper section 6.3).
+
+    pred, gt: (M, K, 2); visible: (M, K) or None (all points). Per image,
+
+        NME[m] = mean over annotated k of ||pred[m, k] - gt[m, k]|| / d[m]
+
+    with d[m] given by ``norm``:
+      "box"         sqrt(w * h) of the tight box around the annotated gt points (3DDFA's
+                    AFLW2000-3D protocol, used for the paper's AFLW2000-3D numbers);
+      "interocular" ||gt[36] - gt[45]|| (outer eye corners, 68-point layout, 300W);
+      (M,) array    any other normaliser.
+    Returns (M,) plain ratios (multiply by 100 for %). Images with no annotated point give NaN;
+    a zero normaliser raises ValueError.
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    gt = np.asarray(gt, dtype=np.float64)
+    if gt.ndim != 3 or gt.shape[-1] != 2 or pred.shape != gt.shape:
+        raise ValueError(f"nme: expected pred and gt of the same shape (M, K, 2), got {pred.shape} and {gt.shape}")
+    M, K = gt.shape[:2]
+    if M == 0 or K == 0:
+        raise ValueError(f"nme: empty input, gt shape {gt.shape}")
+    vis = np.ones((M, K), bool) if visible is None else np.asarray(visible).astype(bool)
+    if vis.shape != (M, K):
+        raise ValueError(f"nme: visible must be ({M}, {K}), got shape {vis.shape}")
+    if isinstance(norm, str):
+        if norm == "box":
+            lo = np.where(vis[..., None], gt, np.inf).min(1)
+            hi = np.where(vis[..., None], gt, -np.inf).max(1)
+            wh = hi - lo
+            with np.errstate(invalid="ignore"):
+                d = np.sqrt(wh[:, 0] * wh[:, 1])
+        elif norm == "interocular":
+            if K != 68:
+                raise ValueError(f"nme: 'interocular' needs the 68-point layout, got K={K}")
+            a, b = FACE68_OUTER_EYE_CORNERS
+            d = np.linalg.norm(gt[:, a] - gt[:, b], axis=-1)
+        else:
+            raise ValueError(f"nme: norm must be 'box', 'interocular' or an (M,) array, got {norm!r}")
+    else:
+        d = np.asarray(norm, dtype=np.float64).reshape(-1)
+        if d.shape != (M,):
+            raise ValueError(f"nme: normaliser array must be ({M},), got shape {np.shape(norm)}")
+    used = vis.any(1)
+    bad = used & ~(d > 0)
+    if np.any(bad):
+        raise ValueError(f"nme: normaliser is zero or not finite for {int(bad.sum())} image(s) "
+                         f"(first at index {int(np.flatnonzero(bad)[0])}); a point-like gt box?")
+    err = np.where(vis, np.linalg.norm(pred - gt, axis=-1), 0.0).sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = err / vis.sum(1) / d
+    return np.where(used, out, np.nan)
+
+
+YAW_BINS: tuple[tuple[str, float, float], ...] = (("[0,30]", -np.inf, 30.0), ("(30,60]", 30.0, 60.0),
+                                                   ("(60,90]", 60.0, np.inf))
+"""|yaw| bins of the AFLW2000-3D protocol: [0, 30], (30, 60], (60, 90]; as in 3DDFA, anything
+above 60 degrees falls in the last bin."""
+
+
+def nme_by_yaw(errors: np.ndarray, yaw_deg: np.ndarray) -> dict:
+    """AFLW2000-3D protocol: mean NME per |yaw| bin and the mean of the bin means (paper Table 9).
+
+    errors: (M,) per-image NME; yaw_deg: (M,) yaw in degrees (sign ignored).
+    Returns {"[0,30]": mean, "(30,60]": mean, "(60,90]": mean, "mean": mean of the bin means,
+    "counts": {bin: n}}. An empty bin is NaN and left out of "mean" (so with all three bins filled
+    "mean" is exactly the protocol's number; check "counts").
+    """
+    e = np.asarray(errors, dtype=np.float64).reshape(-1)
+    y = np.abs(np.asarray(yaw_deg, dtype=np.float64).reshape(-1))
+    if e.shape != y.shape:
+        raise ValueError(f"nme_by_yaw: errors {e.shape} and yaw {y.shape} differ in length")
+    if e.size == 0:
+        raise ValueError("nme_by_yaw: empty input")
+    if np.any(np.isnan(y)):
+        raise ValueError("nme_by_yaw: yaw contains NaN")
+    out: dict = {"counts": {}}
+    means = []
+    for name, lo, hi in YAW_BINS:
+        sel = (y > lo) & (y <= hi)
+        n = int(sel.sum())
+        out["counts"][name] = n
+        m = float(np.mean(e[sel])) if n else float("nan")
+        out[name] = m
+        if n:
+            means.append(m)
+    out["mean"] = float(np.mean(means))
+    return out
+
+
+def _check_errors(errors, threshold, name):
+    e = np.asarray(errors, dtype=np.float64).reshape(-1)
+    if e.size == 0:
+        raise ValueError(f"{name}: empty errors")
+    if np.any(np.isnan(e)):
+        raise ValueError(f"{name}: errors contain NaN (drop unevaluable images first; inf counts as a failure)")
+    if not threshold > 0:
+        raise ValueError(f"{name}: threshold must be positive, got {threshold!r}")
+    return e
+
+
+def ced(errors: np.ndarray, threshold: float, n: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative error distribution on ``n`` points of [0, threshold].
+
+    ``CED(x) = #{i : e_i <= x} / M``. Returns (x (n,), fraction (n,)) for plotting (FAN/DAN layout).
+    """
+    e = np.sort(_check_errors(errors, threshold, "ced"))
+    x = np.linspace(0.0, threshold, n)
+    return x, np.searchsorted(e, x, side="right") / e.size
+
+
+def auc(errors: np.ndarray, threshold: float) -> float:
+    """Area under the CED curve up to ``threshold``, normalised to [0, 1].
+
+    Exact closed form of ``(1 / a) * integral_0^a CED(x) dx`` (what DAN approximates with Simpson's
+    rule on a 1e-4 grid): ``AUC_a = mean_i max(0, 1 - e_i / a)``.
+    """
+    e = _check_errors(errors, threshold, "auc")
+    return float(np.mean(np.maximum(0.0, 1.0 - e / threshold)))
+
+
+def failure_rate(errors: np.ndarray, threshold: float) -> float:
+    """Fraction of images with error above the threshold: ``1 - CED(threshold)``."""
+    e = _check_errors(errors, threshold, "failure_rate")
+    return float(np.mean(e > threshold))
+
+
+# --------------------------------------------------------------------------------------------
+# Segmentation (paper section 9; Long et al., FCN)
+# --------------------------------------------------------------------------------------------
+
+
+def confusion(pred_labels: np.ndarray, gt_labels: np.ndarray, n_classes: int,
+              out: np.ndarray | None = None) -> np.ndarray:
+    """Confusion matrix, rows = ground truth, columns = prediction: ``hist[g, p] = #pixels``.
+
+    pred_labels, gt_labels: integer arrays of the same shape (any, e.g. (N, H, W)). Pixels whose gt
+    label is outside [0, n_classes) (void, e.g. 255) are dropped; a prediction outside that range
+    raises ValueError. Accumulate over a dataset by passing the running matrix as ``out`` (added
+    in place and returned) or by summing the returned matrices; take ratios only at the end.
+    Returns (n_classes, n_classes) int64.
+    """
+    p = np.asarray(pred_labels)
+    g = np.asarray(gt_labels)
+    if p.shape != g.shape:
+        raise ValueError(f"confusion: pred shape {p.shape} differs from gt shape {g.shape}")
+    if not (np.issubdtype(p.dtype, np.integer) and np.issubdtype(g.dtype, np.integer)):
+        raise ValueError(f"confusion: labels must be integers, got {p.dtype} and {g.dtype}")
+    n = int(n_classes)
+    if n < 1:
+        raise ValueError(f"confusion: n_classes must be >= 1, got {n_classes!r}")
+    keep = (g >= 0) & (g < n)
+    p, g = p[keep].astype(np.int64), g[keep].astype(np.int64)
+    if p.size and (p.min() < 0 or p.max() >= n):
+        raise ValueError(f"confusion: predicted labels must lie in [0, {n}), got range [{p.min()}, {p.max()}]")
+    hist = np.bincount(n * g + p, minlength=n * n).reshape(n, n)
+    if out is not None:
+        if out.shape != (n, n):
+            raise ValueError(f"confusion: out must be ({n}, {n}), got {out.shape}")
+        out += hist
+        return out
+    return hist
+
+
+def segmentation_scores(confusion: np.ndarray) -> dict:
+    """FCN's scores from an accumulated confusion matrix (rows gt, columns prediction).
+
+        pixel_acc = trace(hist) / sum(hist)
+        acc_c     = hist[c, c] / sum_p hist[c, p]                         mean_acc = nanmean(acc_c)
+        iu_c      = hist[c, c] / (sum_p hist[c, p] + sum_g hist[g, c] - hist[c, c])   mean_iu = nanmean(iu_c)
+        fw_iu     = sum_c freq_c * iu_c over classes with freq_c > 0,  freq_c = sum_p hist[c, p] / sum(hist)
+
+    Classes absent from both gt and prediction are NaN and skipped by the means. Returns dict with
+    the four floats plus per-class ``acc`` and ``iu`` arrays (fractions in [0, 1]).
+    """
+    hist = np.asarray(confusion, dtype=np.float64)
+    if hist.ndim != 2 or hist.shape[0] != hist.shape[1]:
+        raise ValueError(f"segmentation_scores: expected a square confusion matrix, got shape {hist.shape}")
+    total = hist.sum()
+    if not total > 0:
+        raise ValueError("segmentation_scores: empty confusion matrix (no labelled pixels)")
+    diag = np.diag(hist)
+    gt_count, pred_count = hist.sum(1), hist.sum(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        acc = diag / gt_count
+        iu = diag / (gt_count + pred_count - diag)
+    freq = gt_count / total
+    present = freq > 0
+    return {
+        "pixel_acc": float(diag.sum() / total),
+        "mean_acc": float(np.nanmean(acc)),
+        "mean_iu": float(np.nanmean(iu)),
+        "fw_iu": float(np.sum(freq[present] * iu[present])),
+        "acc": acc,
+        "iu": iu,
+    }
