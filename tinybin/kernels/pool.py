@@ -10,12 +10,13 @@ Bilinear x2 upsampling follows PyTorch's `align_corners=False`: output pixel o s
 with the border pixel repeated. It is used inside the multi-scale blocks (paper Fig. 7c/7d);
 the hourglass itself uses nearest upsampling.
 
-Optimizations (Numba rungs): `prange` over (n, output row); inner loop over contiguous channels.
+Optimizations (Numba rungs): inner loop over contiguous channels; serial on purpose (memory-bound
+copies; see `im2col.py` for the measurement against a parallel region).
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
 def pool_out(h: int, k: int, s: int) -> int:
@@ -37,10 +38,10 @@ def maxpool_ref(x: np.ndarray, k: int, s: int):
     return out, (oy * W + ox).astype(np.int64)
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _maxpool(x, k, s, OH, OW, out, idx):
     N, H, W, C = x.shape
-    for row in prange(N * OH):
+    for row in range(N * OH):
         n = row // OH
         oy = row - n * OH
         for ox in range(OW):
@@ -85,11 +86,11 @@ def avgpool_ref(x: np.ndarray, k: int, s: int) -> np.ndarray:
     return win.mean(axis=(-2, -1)).astype(x.dtype)
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _avgpool(x, k, s, OH, OW, out):
     N, H, W, C = x.shape
     inv = 1.0 / (k * k)
-    for row in prange(N * OH):
+    for row in range(N * OH):
         n = row // OH
         oy = row - n * OH
         for ox in range(OW):
@@ -165,11 +166,11 @@ def upsample_bilinear_backward_ref(dout: np.ndarray, shape: tuple, f: int = 2) -
     return dx
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _upsample_bilinear(x, y0, y1, wy0, wy1, x0, x1, wx0, wx1, out):
     N, H, W, C = x.shape
     OH, OW = out.shape[1], out.shape[2]
-    for row in prange(N * OH):
+    for row in range(N * OH):
         n = row // OH
         oy = row - n * OH
         a0, a1, b0, b1 = y0[oy], y1[oy], wy0[oy], wy1[oy]
