@@ -1,0 +1,395 @@
+"""Training and evaluation of heatmap regressors and part segmenters (paper §5, §6.1, §8.2, §9).
+
+The paper's recipe is the default: RMSprop (Torch's alpha 0.99, eps 1e-8), learning rate 2.5e-4
+dropped four times to 5e-5, the pixel-wise sigmoid cross-entropy loss on Gaussian heatmaps, He
+initialisation, and augmentation by rotation (+-40 deg), scale (0.7-1.3) and flipping. Stacked
+networks get intermediate supervision (every stack's output is in the loss) and can be trained
+sequentially (train stack 1; freeze it and train stack 2; ...; then fine-tune all; paper §8.2).
+
+Data. A dataset is any object with `len(ds)`, `ds.kind` ("pose", "face" or "segmentation") and
+`ds.batch(indices, augment=bool, rng=Generator)` returning a dict of stacked arrays: image
+(B, R, R, 3) in [0, 1], points (B, K, 2) in crop pixels, visible (B, K) and, for segmentation,
+mask (B, R, R) integer labels. `datasets.SyntheticPose` / `SyntheticFace` are such objects.
+
+Determinism. Step t draws its batch and augmentation from `np.random.default_rng([seed, t])`, so
+the data of a step does not depend on what happened before it. A checkpoint holds the weights,
+BatchNorm statistics, optimizer state, step and history: resuming from it replays exactly the loss
+trajectory of an uninterrupted run. Checkpoints are written atomically (`tinybin.serialization`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from . import heatmaps as hm
+from . import losses, metrics, optim
+from .nn import Module
+from .serialization import atomic_savez, load as load_ckpt, save as save_ckpt
+from .tensor import Tensor, no_grad
+
+try:  # tqdm is a runtime dependency; TQDM_DISABLE=1 silences it (CI, notebook tests)
+    from tqdm.auto import tqdm
+except ImportError:  # pragma: no cover
+    tqdm = None
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in checkpoints and result files)."""
+    steps: int = 2000                 # optimizer steps (per phase for sequential stack training)
+    batch_size: int = 16
+    optimizer: str = "rmsprop"        # rmsprop | adam | sgd
+    lr: float = 2.5e-4
+    lr_end: float = 5e-5              # four geometric drops to this value (paper §6.1); = lr: constant
+    loss: str = "bce"                 # bce (sigmoid, eq. 2) | mse (L2) | ce (softmax, segmentation)
+    augment: bool = True
+    sigma: float = 1.0                # Gaussian std in heatmap pixels
+    stride: int = 4                   # input pixels per heatmap pixel
+    clip_latent: float | None = None  # clamp latent binary weights to [-c, c]
+    eval_every: int = 0               # 0: only at the end
+    eval_samples: int = 256
+    ckpt_every: int = 0               # 0: only at the end (when out_dir is set)
+    seed: int = 0
+    sequential_stacks: bool = False   # §8.2 stage-wise training of stacked networks
+    finetune_steps: int = 0           # joint fine-tuning steps after sequential stages
+
+    def total_steps(self, stacks: int = 1) -> int:
+        if self.sequential_stacks and stacks > 1:
+            return self.steps * stacks + self.finetune_steps
+        return self.steps
+
+
+def make_optimizer(name: str, params, lr: float, clip=None, clip_params=None) -> optim.Optimizer:
+    name = name.lower()
+    kw = dict(clip=clip, clip_params=clip_params)
+    if name == "rmsprop":
+        return optim.RMSprop(params, lr=lr, **kw)
+    if name == "adam":
+        return optim.Adam(params, lr=lr, **kw)
+    if name == "sgd":
+        return optim.SGD(params, lr=lr, momentum=0.9, **kw)
+    raise ValueError(f"unknown optimizer {name!r}; choose rmsprop, adam or sgd")
+
+
+def _as_list(out) -> list[Tensor]:
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def _annotated(batch: dict) -> np.ndarray:
+    """Which landmarks carry a label: visible ones plus, for synthetic data, occluded ones
+    (MPII and AFLW2000-3D annotate occluded joints too)."""
+    vis = np.asarray(batch["visible"], np.float32)
+    if "occluded" in batch:
+        vis = np.maximum(vis, np.asarray(batch["occluded"], np.float32))
+    return vis
+
+
+def heatmap_targets(batch: dict, out_hw: tuple[int, int], sigma: float, stride: int):
+    """(targets (B, h, w, K), weights (B, K)) for a batch of crops."""
+    pts = hm.image_to_heatmap(batch["points"], stride)
+    return hm.render(pts, out_hw, sigma, _annotated(batch) > 0)
+
+
+def mask_targets(mask: np.ndarray, out_hw: tuple[int, int], stride: int) -> np.ndarray:
+    """Segmentation labels at output resolution: heatmap pixel u is centred on input pixel
+    stride*u + (stride-1)/2; we take the input pixel at stride*u + stride//2 (nearest, ties up)."""
+    o = stride // 2
+    return np.ascontiguousarray(mask[:, o::stride, o::stride][:, :out_hw[0], :out_hw[1]]).astype(np.int64)
+
+
+def compute_loss(net_out, batch: dict, cfg: TrainConfig, active: list[int] | None = None) -> Tensor:
+    """Sum of the per-stack losses (intermediate supervision) over the `active` stacks."""
+    outs = _as_list(net_out)
+    idx = range(len(outs)) if active is None else active
+    total = None
+    for i in idx:
+        y = outs[i]
+        h, w = y.shape[1:3]
+        if cfg.loss == "ce":
+            l_i = losses.cross_entropy(y, mask_targets(batch["mask"], (h, w), cfg.stride))
+        else:
+            t, wts = heatmap_targets(batch, (h, w), cfg.sigma, cfg.stride)
+            l_i = losses.sigmoid_bce(y, t, wts) if cfg.loss == "bce" else losses.mse(y, t, wts)
+        total = l_i if total is None else total + l_i
+    return total
+
+
+# ---- evaluation -------------------------------------------------------------------------------
+
+def predict(net: Module, images: np.ndarray, batch_size: int = 32, flip_perm=None) -> np.ndarray:
+    """Last-stack output maps (N, h, w, K) of `net` in eval mode, without gradients.
+
+    With `flip_perm`, also runs the mirrored images and averages (flip testing, heatmaps only)."""
+    was_training = net.training
+    net.eval()
+    outs = []
+    try:
+        with no_grad():
+            for s in range(0, len(images), batch_size):
+                x = np.ascontiguousarray(images[s:s + batch_size], dtype=np.float32)
+                y = _as_list(net(Tensor(x)))[-1].data
+                if flip_perm is not None:
+                    yf = _as_list(net(Tensor(np.ascontiguousarray(x[:, :, ::-1]))))[-1].data
+                    y = hm.flip_test_combine(y, yf, flip_perm)
+                outs.append(y)
+    finally:
+        net.train(was_training)
+    return np.concatenate(outs)
+
+
+def predict_points(net: Module, images: np.ndarray, stride: int = 4, batch_size: int = 32,
+                   flip_perm=None) -> tuple[np.ndarray, np.ndarray]:
+    """(points (N, K, 2) in input-pixel coordinates, scores (N, K))."""
+    maps = predict(net, images, batch_size, flip_perm)
+    pts, scores = hm.decode(maps)
+    return hm.heatmap_to_image(pts, stride), scores
+
+
+def evaluate(net: Module, data, n: int | None = None, kind: str | None = None, stride: int = 4,
+             batch_size: int = 32, return_predictions: bool = False) -> dict:
+    """Paper metrics on the first `n` samples of `data` (no augmentation).
+
+    pose: PCKh@0.5 (per joint, parts, mean over 14 joints, count-weighted mean) and PCKh@0.2;
+    face: NME (box normaliser, %) mean, by |yaw| bin, AUC@0.07 and failure rate;
+    segmentation: pixel accuracy, mean accuracy, mean IU (confusion over the whole set).
+    """
+    kind = kind or getattr(data, "kind", "pose")
+    n = len(data) if n is None else min(n, len(data))
+    if n < 1:
+        raise ValueError("evaluate: needs at least one sample")
+    batch = data.batch(np.arange(n))
+    res: dict[str, Any] = {"kind": kind, "n": n}
+    if kind == "segmentation":
+        maps = predict(net, batch["image"], batch_size)
+        labels = mask_targets(batch["mask"], maps.shape[1:3], stride)
+        conf = metrics.confusion(maps.argmax(-1), labels, maps.shape[-1])
+        res.update({k: float(v) if np.ndim(v) == 0 else np.asarray(v).tolist()
+                    for k, v in metrics.segmentation_scores(conf).items()})
+        res["score"] = res["mean_iu"]
+        return res
+    pred, _ = predict_points(net, batch["image"], stride, batch_size)
+    gt = batch["points"]
+    ann = _annotated(batch) > 0
+    if kind == "pose":
+        r = metrics.pckh(pred, gt, batch["head_size"], ann, threshold=0.5)
+        r2 = metrics.pckh(pred, gt, batch["head_size"], ann, threshold=0.2)
+        res.update(pckh=float(r["mean"]), pckh_weighted=float(r["mean_weighted"]),
+                   pckh_joints=np.asarray(r["joints"]).tolist(),
+                   pckh_parts={k: float(v) for k, v in r["parts"].items()}, pckh02=float(r2["mean"]))
+        res["score"] = res["pckh"]
+        d = metrics.normalized_distances(pred, gt, batch["head_size"], ann)
+        res["errors"] = np.nanmean(np.where(ann, d, np.nan), axis=1).tolist()  # per image, head units
+    else:
+        e = metrics.nme(pred, gt, norm="box", visible=ann)
+        res.update(nme=float(np.nanmean(e) * 100), auc07=float(metrics.auc(e, 0.07)),
+                   fr07=float(metrics.failure_rate(e, 0.07)))
+        if "yaw" in batch:
+            by = metrics.nme_by_yaw(e, batch["yaw"])
+            res["nme_yaw"] = {k: (float(v) * 100 if k != "counts" else np.asarray(v).tolist())
+                              for k, v in by.items()}
+        res["score"] = -res["nme"]
+        res["errors"] = e.tolist()
+    if return_predictions:
+        res["pred"], res["gt"], res["annotated"] = pred, gt, ann
+    return res
+
+
+# ---- the trainer ----------------------------------------------------------------------------
+
+class Trainer:
+    """Train `net` on `data` with `cfg`; checkpoints and history go to `out_dir` (optional).
+
+        trainer = Trainer(net, train_set, TrainConfig(steps=1500), val=test_set, out_dir="runs/x")
+        history = trainer.fit()          # resumes from runs/x/checkpoint.npz if present
+        trainer.evaluate()               # paper metrics on the validation set
+    """
+
+    def __init__(self, net: Module, data, cfg: TrainConfig | None = None, val=None,
+                 out_dir: str | None = None, progress: bool = True,
+                 on_eval: Callable[[int, dict], None] | None = None):
+        self.net, self.data, self.val = net, data, val
+        self.cfg = cfg or TrainConfig()
+        if len(data) < 1:
+            raise ValueError("Trainer: the training set is empty")
+        if self.cfg.loss not in ("bce", "mse", "ce"):
+            raise ValueError(f"Trainer: loss must be 'bce', 'mse' or 'ce', got {self.cfg.loss!r}")
+        self.kind = "segmentation" if self.cfg.loss == "ce" else getattr(data, "kind", "pose")
+        self.out_dir = out_dir
+        self.progress = progress
+        self.on_eval = on_eval
+        self.stacks = int(getattr(net, "config", {}).get("stacks", 1))
+        self.step = 0
+        self.history: dict[str, list] = {"step": [], "loss": [], "lr": [], "time": [],
+                                         "eval_step": [], "eval_score": []}
+        self.train_time = 0.0
+        self._phase = None
+        self._setup_phase(0)
+
+    # -- phases (sequential stack training) --------------------------------------------------
+    def _phase_of(self, step: int) -> int:
+        c = self.cfg
+        if not (c.sequential_stacks and self.stacks > 1):
+            return 0
+        return min(step // c.steps, self.stacks)  # phase == stacks means joint fine-tuning
+
+    def _active(self, phase: int) -> list[int] | None:
+        if not (self.cfg.sequential_stacks and self.stacks > 1) or phase >= self.stacks:
+            return None
+        return [phase]
+
+    def _setup_phase(self, phase: int) -> None:
+        if phase == self._phase:
+            return
+        c = self.cfg
+        seq = c.sequential_stacks and self.stacks > 1
+        if seq:
+            if not hasattr(self.net, "stack_modules"):
+                raise ValueError("sequential stack training needs a network with stack_modules(i)")
+            for i in range(self.stacks):
+                trainable = phase >= self.stacks or i == phase
+                for m in self.net.stack_modules(i):
+                    m.requires_grad_(trainable)
+        params = self.net.parameters()
+        latent = [m.conv.weight for _, m in self.net.named_modules()
+                  if getattr(m, "binary", False) and hasattr(m, "conv")]
+        self.opt = make_optimizer(c.optimizer, params, c.lr, c.clip_latent, latent)
+        if seq and phase >= self.stacks:
+            n_steps, start = c.finetune_steps, c.steps * self.stacks
+        elif seq:
+            n_steps, start = c.steps, c.steps * phase
+        else:
+            n_steps, start = c.steps, 0
+        end = c.lr_end if c.lr_end is not None else c.lr
+        if end == c.lr or n_steps < 5:
+            self.sched = optim.MultiStepLR(self.opt, [], lrs=[c.lr])
+        else:
+            self.sched = optim.MultiStepLR.paper(self.opt, n_steps, c.lr, end)
+        self._phase_start = start
+        self._phase = phase
+
+    # -- one step --------------------------------------------------------------------------
+    def batch_for_step(self, step: int) -> dict:
+        rng = np.random.default_rng([self.cfg.seed, step])
+        idx = rng.choice(len(self.data), size=self.cfg.batch_size, replace=len(self.data) < self.cfg.batch_size)
+        return self.data.batch(idx, augment=self.cfg.augment, rng=rng)
+
+    def train_step(self, step: int) -> float:
+        phase = self._phase_of(step)
+        self._setup_phase(phase)
+        lr = self.sched.step(step - self._phase_start)
+        batch = self.batch_for_step(step)
+        self.net.train()
+        self.opt.zero_grad()
+        x = np.ascontiguousarray(batch["image"], dtype=np.float32)
+        loss = compute_loss(self.net(Tensor(x)), batch, self.cfg, self._active(phase))
+        val = float(loss.data)
+        if not np.isfinite(val):
+            raise FloatingPointError(f"loss became {val} at step {step}; try a lower learning rate")
+        loss.backward()
+        self.opt.step()
+        self.history["step"].append(step)
+        self.history["loss"].append(val)
+        self.history["lr"].append(lr)
+        return val
+
+    # -- the loop ----------------------------------------------------------------------------
+    @property
+    def ckpt_path(self) -> str | None:
+        return os.path.join(self.out_dir, "checkpoint.npz") if self.out_dir else None
+
+    def fit(self, resume: bool = True) -> dict:
+        """Train until `cfg.total_steps()`; resume from `out_dir/checkpoint.npz` when it exists."""
+        c = self.cfg
+        total = c.total_steps(self.stacks)
+        if resume and self.ckpt_path and os.path.exists(self.ckpt_path):
+            self.load_checkpoint(self.ckpt_path)
+        bar = None
+        if self.progress and tqdm is not None:
+            bar = tqdm(total=total, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
+                       leave=True)
+        try:
+            while self.step < total:
+                t0 = time.perf_counter()
+                loss = self.train_step(self.step)
+                self.train_time += time.perf_counter() - t0
+                self.history["time"].append(self.train_time)
+                self.step += 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4g}", lr=f"{self.opt.lr:.2g}")
+                if c.eval_every and self.val is not None and self.step % c.eval_every == 0 and self.step < total:
+                    self._periodic_eval()
+                if c.ckpt_every and self.out_dir and self.step % c.ckpt_every == 0 and self.step < total:
+                    self.save_checkpoint()
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.val is not None and (not self.history["eval_step"] or self.history["eval_step"][-1] != self.step):
+            self._periodic_eval()
+        if self.out_dir:
+            self.save_checkpoint()
+        return self.history
+
+    def _periodic_eval(self) -> dict:
+        r = evaluate(self.net, self.val, self.cfg.eval_samples, kind=self.kind, stride=self.cfg.stride)
+        self.history["eval_step"].append(self.step)
+        self.history["eval_score"].append(r["score"])
+        if self.on_eval:
+            self.on_eval(self.step, r)
+        return r
+
+    def evaluate(self, n: int | None = None) -> dict:
+        if self.val is None:
+            raise ValueError("Trainer.evaluate: no validation set given")
+        return evaluate(self.net, self.val, n, kind=self.kind, stride=self.cfg.stride)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self, path: str | None = None) -> str:
+        path = path or self.ckpt_path
+        if path is None:
+            raise ValueError("save_checkpoint: no path and no out_dir")
+        extra = {f"opt/{k}": v for k, v in self.opt.state_dict().items()}
+        extra["step"] = np.array(self.step)
+        extra["phase"] = np.array(self._phase)
+        extra["train_time"] = np.array(self.train_time)
+        extra["history"] = np.array(json.dumps(self.history))
+        save_ckpt(self.net, path, extra=extra, meta={"train_config": asdict(self.cfg)})
+        if self.out_dir:
+            write_json(os.path.join(self.out_dir, "history.json"), self.history)
+        return path
+
+    def load_checkpoint(self, path: str) -> None:
+        info = load_ckpt(self.net, path)
+        ex = info["extra"]
+        saved_cfg = info["meta"].get("train_config", {})
+        mine = asdict(self.cfg)
+        differs = {k for k in ("seed", "batch_size", "loss", "optimizer", "lr", "augment")
+                   if k in saved_cfg and saved_cfg[k] != mine[k]}
+        if differs:
+            raise ValueError(f"{path}: checkpoint was trained with a different config ({sorted(differs)})")
+        self.step = int(ex["step"])
+        self._phase = None
+        self._setup_phase(int(ex["phase"]))
+        self.opt.load_state_dict({k[4:]: v for k, v in ex.items() if k.startswith("opt/")})
+        self.train_time = float(ex["train_time"])
+        self.history = json.loads(str(ex["history"]))
+
+
+def write_json(path: str, obj) -> None:
+    """Atomic JSON write (temp file + rename)."""
+    import tempfile
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(obj, fh, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+__all__ = ["TrainConfig", "Trainer", "evaluate", "predict", "predict_points", "compute_loss",
+           "heatmap_targets", "mask_targets", "make_optimizer", "write_json", "atomic_savez"]
