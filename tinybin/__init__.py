@@ -6,12 +6,14 @@ evaluation.
     import tinybin as tb
     from tinybin import HourGlass, Tensor, no_grad
 """
-from . import functional, gradcheck, losses, nn, optim
+from . import functional, gradcheck, losses, nn, optim, threads
 from .nn import Module, Parameter, count_parameters
 from .serialization import load, save
 from .tensor import Function, Tensor, no_grad
 
 __version__ = "0.1.0"
+
+threads.apply_defaults()  # single-threaded BLAS: see threads.py for the measurement
 
 __all__ = ["Tensor", "Function", "no_grad", "Module", "Parameter", "count_parameters", "save", "load",
            "functional", "nn", "losses", "optim", "gradcheck"]

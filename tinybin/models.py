@@ -222,14 +222,45 @@ class HourGlass(Module):
         h = self.pool(h)
         return self.stem3(self.stem2(h))
 
-    def forward(self, x) -> Tensor | list[Tensor]:
-        """images (N, R, R, 3) -> logits (N, R/4, R/4, L); a list of S of them when stacks > 1."""
+    def forward(self, x, num_stacks: int | None = None) -> Tensor | list[Tensor]:
+        """images (N, R, R, 3) -> logits (N, R/4, R/4, L); a list of S of them when stacks > 1.
+
+        num_stacks=k runs only the first k stacks (sequential training, paper §8.2) and returns
+        their k outputs as a list."""
         h = self.features(self.check_input(x))
         outs = []
-        for stack in self.stacks:
+        k = len(self.stacks) if num_stacks is None else int(num_stacks)
+        if not 1 <= k <= len(self.stacks):
+            raise ValueError(f"HourGlass: num_stacks must be in [1, {len(self.stacks)}], got {num_stacks}")
+        for i, stack in enumerate(self.stacks):
+            if i == k:
+                break
+            if i == k - 1 and not stack.last:
+                outs.append(stack.out(F.relu(stack.lin_bn(stack.lin(stack.post(stack.hg(h)))))))
+                break
             y, h = stack(h)
             outs.append(y)
+        if num_stacks is not None:
+            return outs
         return outs if len(outs) > 1 else outs[0]
+
+    def stack_modules(self, i: int) -> list[Module]:
+        """The modules stage i of sequential stack training updates (paper §8.2): stack i's
+        hourglass and head, the stem for stage 0, and for i > 0 the projections of stack i-1's
+        heatmaps and features that form stack i's input."""
+        S = len(self.stacks)
+        if not 0 <= i < S:
+            raise ValueError(f"HourGlass: stack index must be in [0, {S}), got {i}")
+        st = self.stacks[i]
+        mods = [st.hg, st.post, st.lin, st.lin_bn, st.out]
+        if i == 0:
+            mods += [self.conv1, self.bn1, self.stem1, self.stem2, self.stem3]
+        else:
+            prev = self.stacks[i - 1]
+            mods.append(prev.heat_proj)
+            if prev.feature_proj:
+                mods.append(prev.feat_proj)
+        return mods
 
     def extra_repr(self) -> str:
         c = self.config

@@ -286,7 +286,12 @@ class Trainer:
         self.net.train()
         self.opt.zero_grad()
         x = np.ascontiguousarray(batch["image"], dtype=np.float32)
-        loss = compute_loss(self.net(Tensor(x)), batch, self.cfg, self._active(phase))
+        active = self._active(phase)
+        if active is not None:  # stage `phase` of sequential training: later stacks are not run
+            out = self.net(Tensor(x), num_stacks=phase + 1)
+        else:
+            out = self.net(Tensor(x))
+        loss = compute_loss(out, batch, self.cfg, active)
         val = float(loss.data)
         if not np.isfinite(val):
             raise FloatingPointError(f"loss became {val} at step {step}; try a lower learning rate")
