@@ -131,14 +131,30 @@ class PackedNetwork:
 
     # -- files -----------------------------------------------------------------------------
     def save(self, path) -> None:
-        """One .npz: packed units' words and folded arrays, float state of the rest, config JSON."""
-        arrays: dict[str, np.ndarray] = {}
-        for name, unit in self.units():
-            for k, v in unit.arrays().items():
-                arrays[f"packed/{name}/{k}"] = v
+        """One .npz: the packed words of all binary units in one uint64 array, their folded BN
+        and alpha arrays in one float32 array, an int64 index table (geometry and offsets), the
+        float state of everything else, and the config as JSON. Few arrays = little zip overhead."""
+        units = self.units()
+        words, floats, index = [], [], []
+        w_off = f_off = 0
+        for _, u in units:
+            wb = u.w_bits.reshape(-1)
+            fl = np.concatenate([u.scale, u.shift, u.alpha])
+            index.append([u.in_channels, u.out_channels, u.kernel_size, u.stride, u.padding,
+                          int(u.relu_after_conv), w_off, wb.size, f_off, fl.size])
+            words.append(wb)
+            floats.append(fl)
+            w_off += wb.size
+            f_off += fl.size
+        arrays: dict[str, np.ndarray] = {
+            "packed/w_bits": np.concatenate(words) if words else np.zeros(0, np.uint64),
+            "packed/floats": np.concatenate(floats).astype(np.float32) if floats else np.zeros(0, np.float32),
+            "packed/index": np.array(index, np.int64).reshape(-1, 10),
+        }
         for k, v in self.net.state_dict().items():
             arrays[f"float/{k}"] = v
-        arrays["__tinybin_meta__"] = meta_array(PACKED_KIND, self.config, {"units": self.packed_names})
+        arrays["__tinybin_meta__"] = meta_array(PACKED_KIND, self.config,
+                                                {"units": [n for n, _ in units]})
         atomic_savez(path, arrays)
 
 
@@ -173,27 +189,34 @@ def load(path, build: Callable[[dict], Module] | None = None) -> PackedNetwork:
     except (TypeError, ValueError, KeyError) as e:
         raise ValueError(f"{path}: cannot rebuild the network from its config ({e})") from None
     net.eval()
+    try:
+        words, floats, index = arrays["packed/w_bits"], arrays["packed/floats"], arrays["packed/index"]
+    except KeyError as e:
+        raise ValueError(f"{path}: missing array {e}") from None
+    names_in_file = list(meta.get("units", []))
+    if index.ndim != 2 or index.shape != (len(names_in_file), 10) or words.dtype != np.uint64:
+        raise ValueError(f"{path}: packed index does not match its unit list")
     units = {}
-    for key, v in arrays.items():
-        if key.startswith("packed/"):
-            name, field = key[len("packed/"):].rsplit("/", 1)
-            units.setdefault(name, {})[field] = v
-    if sorted(units) != sorted(meta.get("units", [])):
-        raise ValueError(f"{path}: packed unit list does not match the metadata")
+    for name, (cin, cout, k, st, pad, relu, wo, wl, fo, fl) in zip(names_in_file, index.tolist()):
+        if wo + wl > words.size or fo + fl > floats.size or fl != 2 * cin + cout \
+                or wl != cout * k * k * bitpack.n_words(cin):
+            raise ValueError(f"{path}: unit {name} has inconsistent sizes (corrupt file?)")
+        f = floats[fo:fo + fl]
+        units[name] = dict(geom=np.array([cin, cout, k, st, pad, relu]), scale=f[:cin], shift=f[cin:2 * cin],
+                           alpha=f[2 * cin:], w_bits=words[wo:wo + wl].reshape(cout, k, k, bitpack.n_words(cin)))
 
     def make(name, unit):
         if name not in units:
             raise ValueError(f"{path}: no packed weights for unit {name}")
-        try:
-            p = PackedPreActConv.from_arrays(units[name])
-        except KeyError as e:
-            raise ValueError(f"{path}: unit {name} lacks array {e}") from None
+        p = PackedPreActConv.from_arrays(units[name])
         if (p.in_channels, p.out_channels, p.kernel_size) != (unit.in_channels, unit.out_channels,
                                                              unit.kernel_size):
             raise ValueError(f"{path}: unit {name} has the wrong geometry for this network")
         return p
 
     names = _swap_units(net, make)
+    if sorted(names) != sorted(units):
+        raise ValueError(f"{path}: the file's packed units do not match the network rebuilt from its config")
     state = {k[len("float/"):]: v for k, v in arrays.items() if k.startswith("float/")}
     try:
         net.load_state_dict(state)
