@@ -220,8 +220,8 @@ class BinaryConv2d(Conv2d):
                  padding: int | None = None, rng=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias=False, rng=rng)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return F.binary_conv2d(x, self.weight, self.stride, self.padding)
+    def forward(self, x: Tensor, signed: bool = False) -> Tensor:
+        return F.binary_conv2d(x, self.weight, self.stride, self.padding, signed=signed)
 
 
 class BatchNorm2d(Module):
@@ -331,8 +331,10 @@ class PreActConv(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.bn(x)
-        h = F.sign_ste(h) if self.binary else F.relu(h)
-        y = self.conv(h)
+        if self.binary:
+            y = self.conv(F.sign_ste(h), signed=True)
+        else:
+            y = self.conv(F.relu(h))
         return F.relu(y) if self.relu_after_conv else y
 
     def extra_repr(self):
