@@ -964,7 +964,36 @@ def _figure(dl, out, pose, look, size, offset, rng, light, with_details=True, sk
     return J2, Jz, headbox, float(chest_yaw)
 
 
-class SyntheticPose:
+class _Synthetic:
+    """What both generators share: argument checks, length, deterministic indexing."""
+
+    def __init__(self, n: int, resolution: int = 64, seed: int = 0, difficulty: float = 0.5, split: str = "train"):
+        name = type(self).__name__
+        if split not in ("train", "test"):
+            raise ValueError(f"{name}: split must be 'train' or 'test', got {split!r}")
+        if not 0.0 <= difficulty <= 1.0:
+            raise ValueError(f"{name}: difficulty must be in [0, 1], got {difficulty!r}")
+        if int(resolution) != resolution or resolution < 16:
+            raise ValueError(f"{name}: resolution must be an integer >= 16, got {resolution!r}")
+        if int(n) != n or n < 0:
+            raise ValueError(f"{name}: n must be a non-negative integer, got {n!r}")
+        self.n, self.resolution, self.seed = int(n), int(resolution), int(seed)
+        self.difficulty, self.split = float(difficulty), split
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        if not -self.n <= i < self.n:
+            raise IndexError(f"{type(self).__name__}: index {i} out of range for {self.n} samples")
+        i = int(i) % self.n
+        return self._render(_sample_seed(self.seed, self.split, i), impl=render_list)
+
+    def _render(self, rng, impl=render_list):  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class SyntheticPose(_Synthetic):
     """Procedurally rendered people with the 16 MPII joints (stand-in for MPII, paper section 6.2).
 
     ``ds[i]`` is a dict, deterministic per (seed, split, i):
@@ -991,30 +1020,9 @@ class SyntheticPose:
     kind = "pose"
     num_points = 16
 
-    def __init__(self, n: int, resolution: int = 64, seed: int = 0, difficulty: float = 0.5, split: str = "train"):
-        if split not in ("train", "test"):
-            raise ValueError(f"SyntheticPose: split must be 'train' or 'test', got {split!r}")
-        if not 0.0 <= difficulty <= 1.0:
-            raise ValueError(f"SyntheticPose: difficulty must be in [0, 1], got {difficulty!r}")
-        if int(resolution) != resolution or resolution < 16:
-            raise ValueError(f"SyntheticPose: resolution must be an integer >= 16, got {resolution!r}")
-        if int(n) != n or n < 0:
-            raise ValueError(f"SyntheticPose: n must be a non-negative integer, got {n!r}")
-        self.n, self.resolution, self.seed = int(n), int(resolution), int(seed)
-        self.difficulty, self.split = float(difficulty), split
-
-    def __len__(self) -> int:
-        return self.n
-
     @property
     def flip_perm(self) -> np.ndarray:
         return MPII_FLIP
-
-    def __getitem__(self, i: int) -> dict:
-        if not -self.n <= i < self.n:
-            raise IndexError(f"SyntheticPose: index {i} out of range for {self.n} samples")
-        i = int(i) % self.n
-        return self._render(_sample_seed(self.seed, self.split, i), impl=render_list)
 
     def _render(self, rng, impl=render_list):
         R, d = self.resolution, self.difficulty
@@ -1227,7 +1235,7 @@ def _face_rotation(yaw, pitch, roll):
     return _rz(r(roll)) @ _rx(r(pitch)) @ _ry(-r(yaw)) @ flip
 
 
-class SyntheticFace:
+class SyntheticFace(_Synthetic):
     """Procedurally rendered faces with the 68 iBUG landmarks and a 7-class part mask
     (stand-in for 300W-LP / AFLW2000-3D and the 300W part masks, paper sections 6.3 and 9).
 
@@ -1254,30 +1262,9 @@ class SyntheticFace:
     kind = "face"
     num_points = 68
 
-    def __init__(self, n: int, resolution: int = 64, seed: int = 0, difficulty: float = 0.5, split: str = "train"):
-        if split not in ("train", "test"):
-            raise ValueError(f"SyntheticFace: split must be 'train' or 'test', got {split!r}")
-        if not 0.0 <= difficulty <= 1.0:
-            raise ValueError(f"SyntheticFace: difficulty must be in [0, 1], got {difficulty!r}")
-        if int(resolution) != resolution or resolution < 16:
-            raise ValueError(f"SyntheticFace: resolution must be an integer >= 16, got {resolution!r}")
-        if int(n) != n or n < 0:
-            raise ValueError(f"SyntheticFace: n must be a non-negative integer, got {n!r}")
-        self.n, self.resolution, self.seed = int(n), int(resolution), int(seed)
-        self.difficulty, self.split = float(difficulty), split
-
-    def __len__(self) -> int:
-        return self.n
-
     @property
     def flip_perm(self) -> np.ndarray:
         return FACE68_FLIP
-
-    def __getitem__(self, i: int) -> dict:
-        if not -self.n <= i < self.n:
-            raise IndexError(f"SyntheticFace: index {i} out of range for {self.n} samples")
-        i = int(i) % self.n
-        return self._render(_sample_seed(self.seed, self.split, i), impl=render_list)
 
     def batch(self, indices: Iterable[int], augment: bool = False, rng: np.random.Generator | None = None,
               **augment_kw) -> dict:
