@@ -63,7 +63,7 @@ class _Frozen:
         # the sum over each window of x * onehot = x at the frozen winner (linear in x)
         return F.mul(F.avg_pool2d(F.mul(x, Tensor(onehot.reshape(x0.shape))), k, k), float(k * k))
 
-    def conv(self, x: Tensor, w: Tensor, stride: int = 1, padding: int = 0) -> Tensor:
+    def conv(self, x: Tensor, w: Tensor, stride: int = 1, padding: int = 0, signed: bool = False) -> Tensor:
         w0 = self._point(w.data)
         # conv(x, sign(W0)) * alpha0 + conv(x, W - W0): at the base point exactly the binary conv's
         # numbers (integer sums times alpha), so exact zeros in front of a "+ReLU" stay exact

@@ -220,8 +220,10 @@ class BinaryConv2d(Conv2d):
                  padding: int | None = None, rng=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias=False, rng=rng)
 
-    def forward(self, x: Tensor, signed: bool = False) -> Tensor:
-        return F.binary_conv2d(x, self.weight, self.stride, self.padding, signed=signed)
+    signed_input = False  # set by PreActConv: its input is a sign, exactly ±1 (enables packed training)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.binary_conv2d(x, self.weight, self.stride, self.padding, signed=self.signed_input)
 
 
 class BatchNorm2d(Module):
@@ -326,15 +328,14 @@ class PreActConv(Module):
         self.bn = BatchNorm2d(in_channels)
         if binary:
             self.conv = BinaryConv2d(in_channels, out_channels, kernel_size, stride, rng=rng)
+            self.conv.signed_input = True
         else:
             self.conv = Conv2d(in_channels, out_channels, kernel_size, stride, bias=True, rng=rng)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.bn(x)
-        if self.binary:
-            y = self.conv(F.sign_ste(h), signed=True)
-        else:
-            y = self.conv(F.relu(h))
+        h = F.sign_ste(h) if self.binary else F.relu(h)
+        y = self.conv(h)
         return F.relu(y) if self.relu_after_conv else y
 
     def extra_repr(self):
