@@ -199,9 +199,7 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str = RESULTS, quick: bo
     cfg = TrainConfig(seed=seed, eval_samples=eval_n, **train_kw)
     net_kw = dict(row.net)
     if quick:
-        net_kw.setdefault("width", 16)
-        net_kw["width"] = min(net_kw["width"], 16) if "width" not in row.net else max(8, row.net["width"] // 4)
-        net_kw.update(depth=2, resolution=32)
+        net_kw.update(width=16, depth=2, resolution=32)  # 16: every block can split it
     net = HourGlass.downscaled(seed=seed, **net_kw)
     paper_net = dict(row.net)
     paper_net.pop("width", None)

@@ -32,8 +32,8 @@ from .nn import Module
 from .serialization import atomic_savez, load as load_ckpt, save as save_ckpt
 from .tensor import Tensor, no_grad
 
-try:  # tqdm is a runtime dependency; TQDM_DISABLE=1 silences it (CI, notebook tests)
-    from tqdm.auto import tqdm
+try:  # tqdm is a runtime dependency; TQDM_DISABLE=1 silences it (CI, notebook tests). The plain
+    from tqdm import tqdm  # console bar: tqdm.auto would need ipywidgets inside Jupyter
 except ImportError:  # pragma: no cover
     tqdm = None
 
