@@ -14,7 +14,7 @@ from tinybin.kernels.bitpack import pack_signs
 JIT = not config.DISABLE_JIT
 # Example counts of the fast-kernel property at 1 and 2 threads (2 threads is fewer: on a
 # loaded machine every parallel region waits for the second thread to be scheduled).
-N_FAST = 600 if JIT else 40
+N_FAST = 800 if JIT else 40  # with N_FAST_2: >= 1,000 fast-kernel examples per run
 N_FAST_2 = 250 if JIT else 10
 N_LADDER = 100 if JIT else 30
 needs_fast = pytest.mark.skipif(
