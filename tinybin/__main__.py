@@ -98,9 +98,10 @@ def cmd_demo(a) -> int:
     from matplotlib.figure import Figure
 
     from . import count_parameters, packed, viz
-    from .metrics import pckh_curve
+    from .experiments import BUDGET, DATA
+    from .metrics import pckh, pckh_curve
     from .models import HourGlass
-    from .train import TrainConfig, Trainer, evaluate, write_json
+    from .train import TrainConfig, Trainer, annotated, evaluate, write_json
 
     out = a.out
     os.makedirs(out, exist_ok=True)
@@ -111,21 +112,17 @@ def cmd_demo(a) -> int:
     print(f"tinybin demo: synthetic poses ({n_train} train / {n_test} test, {R}x{R}), "
           f"{steps} training steps per network -> {out}/", flush=True)
     t_start = time.time()
-    from .experiments import BUDGET, DATA
     train, test = _data("pose", n_train, n_test, R, a.seed, DATA["difficulty"])
-    nets = {}
     kw = dict(width=16, depth=2, resolution=32) if quick else {}
-    nets["binary hpm"] = HourGlass.downscaled(block="hpm", binary=True, seed=a.seed, **kw)
-    nets["real hpm"] = HourGlass.downscaled(block="hpm", binary=False, seed=a.seed, **kw)
+    nets = {"binary hpm": HourGlass.downscaled(block="hpm", binary=True, seed=a.seed, **kw),
+            "real hpm": HourGlass.downscaled(block="hpm", binary=False, seed=a.seed, **kw)}
     untrained = evaluate(HourGlass.downscaled(block="hpm", binary=True, seed=a.seed + 1, **kw), test)
-    # "predict the mean pose": every test image gets the mean training pose
-    tb_ = train.batch(np.arange(min(len(train), 500)))
-    mean_pose = np.nanmean(np.where(tb_["visible"][..., None] > 0, tb_["points"], np.nan), axis=0)
+    # baseline "predict the mean pose": every test image gets the mean annotated training pose
+    tr_b = train.batch(np.arange(min(len(train), 500)))
+    mean_pose = np.nanmean(np.where(annotated(tr_b)[..., None] > 0, tr_b["points"], np.nan), axis=0)
     te = test.batch(np.arange(len(test)))
-    from .train import _annotated
-    from .metrics import pckh
     mean_score = pckh(np.broadcast_to(mean_pose, te["points"].shape), te["points"], te["head_size"],
-                      _annotated(te) > 0)["mean"]
+                      annotated(te) > 0)["mean"]
     results, histories = {}, {}
     for name, net in nets.items():
         print(f"\n== training the {name} hourglass ({count_parameters(net):,} parameters)", flush=True)

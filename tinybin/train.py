@@ -80,7 +80,7 @@ def _as_list(out) -> list[Tensor]:
     return list(out) if isinstance(out, (list, tuple)) else [out]
 
 
-def _annotated(batch: dict) -> np.ndarray:
+def annotated(batch: dict) -> np.ndarray:
     """Which landmarks carry a label: visible ones plus, for synthetic data, occluded ones
     (MPII and AFLW2000-3D annotate occluded joints too)."""
     vis = np.asarray(batch["visible"], np.float32)
@@ -92,7 +92,7 @@ def _annotated(batch: dict) -> np.ndarray:
 def heatmap_targets(batch: dict, out_hw: tuple[int, int], sigma: float, stride: int):
     """(targets (B, h, w, K), weights (B, K)) for a batch of crops."""
     pts = hm.image_to_heatmap(batch["points"], stride)
-    return hm.render(pts, out_hw, sigma, _annotated(batch) > 0)
+    return hm.render(pts, out_hw, sigma, annotated(batch) > 0)
 
 
 def mask_targets(mask: np.ndarray, out_hw: tuple[int, int], stride: int) -> np.ndarray:
@@ -174,7 +174,7 @@ def evaluate(net: Module, data, n: int | None = None, kind: str | None = None, s
         return res
     pred, _ = predict_points(net, batch["image"], stride, batch_size)
     gt = batch["points"]
-    ann = _annotated(batch) > 0
+    ann = annotated(batch) > 0
     if kind == "pose":
         r = metrics.pckh(pred, gt, batch["head_size"], ann, threshold=0.5)
         r2 = metrics.pckh(pred, gt, batch["head_size"], ann, threshold=0.2)
@@ -396,5 +396,5 @@ def write_json(path: str, obj) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["TrainConfig", "Trainer", "evaluate", "predict", "predict_points", "compute_loss",
+__all__ = ["TrainConfig", "Trainer", "evaluate", "predict", "predict_points", "compute_loss", "annotated",
            "heatmap_targets", "mask_targets", "make_optimizer", "write_json", "atomic_savez"]
