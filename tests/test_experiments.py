@@ -1,5 +1,4 @@
 """The experiment runner: resumable, skips finished runs, report reproduces from the JSON files."""
-import json
 
 import numpy as np
 import pytest

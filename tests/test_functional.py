@@ -2,7 +2,7 @@
 (float64), and the Numba kernels against their NumPy references."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import tinybin.functional as F

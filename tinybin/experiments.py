@@ -25,8 +25,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 

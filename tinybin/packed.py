@@ -24,7 +24,6 @@ bytes and MACs per layer (larq's `summary()` is the model).
 from __future__ import annotations
 
 import copy
-import json
 from typing import Callable
 
 import numpy as np
@@ -234,7 +233,7 @@ def summary(net: Module, input_shape: tuple[int, ...] | None = None, print_fn=pr
     folded BN scale/shift per input channel); everything else 32 bits. MACs come from tracing one
     forward pass of a zero image (N=1) at `input_shape` (default: the config's resolution).
     """
-    from .nn import BatchNorm2d, Conv2d
+    from .nn import Conv2d
     if input_shape is None:
         R = int(getattr(net, "config", {}).get("resolution", 64))
         input_shape = (1, R, R, 3)
