@@ -426,7 +426,7 @@ with tempfile.TemporaryDirectory() as tmp:
     reloaded = tb.packed.load(f_packed)
 ratio_files = size_float / size_packed
 print(f"float checkpoint {size_float / 2**20:.2f} MiB, packed file {size_packed / 2**20:.2f} MiB: {ratio_files:.1f}x smaller")
-print(f"paper: 32x for binary weights, 39x for the whole model vs Torch float")
+print("paper: 32x for binary weights, 39x for the whole model vs Torch float")
 xq = rng.random((1, 256, 256, 3)).astype(np.float32)
 np.testing.assert_array_equal(reloaded(xq), packed_net(xq))
 print("the reloaded packed network gives the same logits")
@@ -506,10 +506,10 @@ for k, val in gmac.items():
 print(f"    packed vs float path {tl_float / tl_packed:.1f}x, packed vs sgemm alone {tl_gemm / tl_packed:.1f}x")
 
 fig, ax = plt.subplots(figsize=(8, 3))
-bars = {f"one 3x3 layer vs our float path": tl_float / tl_packed,
-        f"one 3x3 layer vs sgemm alone": tl_gemm / tl_packed,
-        f"whole network vs float (same binary net)": t_float / t_packed,
-        f"whole network vs the real-valued net": t_real / t_packed}
+bars = {"one 3x3 layer vs our float path": tl_float / tl_packed,
+        "one 3x3 layer vs sgemm alone": tl_gemm / tl_packed,
+        "whole network vs float (same binary net)": t_float / t_packed,
+        "whole network vs the real-valued net": t_real / t_packed}
 ax.barh(list(bars), list(bars.values()), color=["tab:blue", "tab:cyan", "tab:green", "tab:gray"])
 for i, val in enumerate(bars.values()):
     ax.text(val, i, f" {val:.1f}x", va="center", fontsize=8)
