@@ -238,15 +238,43 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 # ---- convolution ---------------------------------------------------------------------------
 
+def _is_pointwise(kh: int, kw: int, padding: int) -> bool:
+    return kh == 1 and kw == 1 and padding == 0
+
+
 def _conv_cols(x: np.ndarray, kh: int, kw: int, stride: int, padding: int) -> np.ndarray:
-    if kh == 1 and kw == 1 and padding == 0:
+    """The whole im2col matrix (N*OH*OW, KH*KW*C); a reshape for 1x1 convolutions."""
+    if _is_pointwise(kh, kw, padding):
         xs = x if stride == 1 else x[:, ::stride, ::stride]
         return np.ascontiguousarray(xs).reshape(-1, x.shape[-1])
     return _im.im2col(x, kh, kw, stride, padding)
 
 
+def _conv_gemm(x: np.ndarray, w2: np.ndarray, kh: int, kw: int, stride: int, padding: int) -> np.ndarray:
+    """im2col(x) @ w2.T -> (N*OH*OW, Cout), one cache-sized block of im2col rows at a time."""
+    if _is_pointwise(kh, kw, padding):
+        return _conv_cols(x, kh, kw, stride, padding) @ w2.T
+    N, H, W, _ = x.shape
+    M = N * _im.out_size(H, kh, stride, padding) * _im.out_size(W, kw, stride, padding)
+    out = np.empty((M, w2.shape[0]), dtype=np.result_type(x, w2))
+    w2t = w2.T
+    for a, b, blk in _im.im2col_chunks(x, kh, kw, stride, padding):
+        np.matmul(blk, w2t, out=out[a:b])
+    return out
+
+
+def _conv_dw(x: np.ndarray, g2: np.ndarray, kh: int, kw: int, stride: int, padding: int) -> np.ndarray:
+    """g2.T @ im2col(x) -> (Cout, KH*KW*C): the weight gradient, block by block like the forward."""
+    if _is_pointwise(kh, kw, padding):
+        return g2.T @ _conv_cols(x, kh, kw, stride, padding)
+    dw = np.zeros((g2.shape[1], kh * kw * x.shape[-1]), dtype=np.result_type(x, g2))
+    for a, b, blk in _im.im2col_chunks(x, kh, kw, stride, padding):
+        dw += g2[a:b].T @ blk
+    return dw
+
+
 def _conv_dx(dcols: np.ndarray, xshape: tuple, kh: int, kw: int, stride: int, padding: int) -> np.ndarray:
-    if kh == 1 and kw == 1 and padding == 0:
+    if _is_pointwise(kh, kw, padding):
         if stride == 1:
             return dcols.reshape(xshape)
         N, H, W, C = xshape
@@ -259,12 +287,11 @@ def _conv_dx(dcols: np.ndarray, xshape: tuple, kh: int, kw: int, stride: int, pa
 
 def conv2d_np(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
               stride: int = 1, padding: int = 0) -> np.ndarray:
-    """Array-level NHWC convolution (no graph): im2col + one BLAS GEMM."""
+    """Array-level NHWC convolution (no graph): im2col + BLAS GEMM."""
     N, H, W, C = x.shape
     Cout, KH, KW, _ = w.shape
     OH, OW = _im.out_size(H, KH, stride, padding), _im.out_size(W, KW, stride, padding)
-    cols = _conv_cols(x, KH, KW, stride, padding)                   # (N*OH*OW, KH*KW*C)
-    out = cols @ w.reshape(Cout, -1).T                              # (N*OH*OW, Cout)
+    out = _conv_gemm(x, w.reshape(Cout, -1), KH, KW, stride, padding)    # (N*OH*OW, Cout)
     if b is not None:
         out += b
     return out.reshape(N, OH, OW, Cout)
@@ -273,28 +300,21 @@ def conv2d_np(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
 class Conv2d(Function):
     @staticmethod
     def forward(ctx, x, w, b=None, stride=1, padding=0):
-        N, H, W, C = x.shape
-        Cout, KH, KW, _ = w.shape
-        OH, OW = _im.out_size(H, KH, stride, padding), _im.out_size(W, KW, stride, padding)
-        cols = _conv_cols(x, KH, KW, stride, padding)               # (N*OH*OW, KH*KW*C)
-        out = cols @ w.reshape(Cout, -1).T                          # (N*OH*OW, Cout)
-        if b is not None:
-            out += b
         if _needs_grad(ctx):
-            ctx.save_for_backward(cols, w)
-            ctx.geom = (x.shape, KH, KW, stride, padding)
-        return out.reshape(N, OH, OW, Cout)
+            ctx.save_for_backward(x, w)  # im2col is recomputed block by block in the backward
+            ctx.geom = (stride, padding)
+        return conv2d_np(x, w, b, stride, padding)
 
     @staticmethod
     def backward(ctx, g):
-        cols, w = ctx.saved
-        xshape, KH, KW, stride, padding = ctx.geom
-        Cout = w.shape[0]
+        x, w = ctx.saved
+        stride, padding = ctx.geom
+        Cout, KH, KW, _ = w.shape
         g2 = g.reshape(-1, Cout)                                    # (N*OH*OW, Cout)
-        dw = (g2.T @ cols).reshape(w.shape) if ctx.needs_input_grad[1] else None
+        dw = _conv_dw(x, g2, KH, KW, stride, padding).reshape(w.shape) if ctx.needs_input_grad[1] else None
         dx = None
         if ctx.needs_input_grad[0]:
-            dx = _conv_dx(g2 @ w.reshape(Cout, -1), xshape, KH, KW, stride, padding)
+            dx = _conv_dx(g2 @ w.reshape(Cout, -1), x.shape, KH, KW, stride, padding)
         db = g2.sum(axis=0) if len(ctx.parents) > 2 and ctx.needs_input_grad[2] else None
         return dx, dw, db
 
@@ -382,30 +402,25 @@ class BinaryConv2d(Function):
             from .kernels import bitpack, xnor  # x is exactly ±1: pack it and run XNOR-popcount
             prep = xnor.prepare_weights(bitpack.pack_signs(w), C)
             out = xnor.conv2d_prepared(bitpack.pack_signs(x), prep, stride, padding, alpha=alpha)
-            if _needs_grad(ctx):
-                ctx.save_for_backward(None, sw, alpha)
-                ctx.x = x                                           # im2col happens in the backward
-                ctx.geom = (x.shape, KH, KW, stride, padding)
-            return out
-        cols = _conv_cols(x, KH, KW, stride, padding)               # (N*OH*OW, KH*KW*C), entries ±1/0
-        out = cols @ sw.reshape(Cout, -1).T                         # integers, exact in float32
-        out *= alpha                                                # one float multiply, as the packed kernel
+        else:
+            out = _conv_gemm(x, sw.reshape(Cout, -1), KH, KW, stride, padding)  # integers, exact in float32
+            out *= alpha                                            # one float multiply, as the packed kernel
+            out = out.reshape(N, OH, OW, Cout)
         if _needs_grad(ctx):
-            ctx.save_for_backward(cols, sw, alpha)
-            ctx.geom = (x.shape, KH, KW, stride, padding)
-        return out.reshape(N, OH, OW, Cout)
+            ctx.save_for_backward(x, sw, alpha)
+            ctx.geom = (stride, padding)
+        return out
 
     @staticmethod
     def backward(ctx, g):
-        cols, sw, alpha = ctx.saved
-        xshape, KH, KW, stride, padding = ctx.geom
-        if cols is None:
-            cols = _conv_cols(ctx.x, KH, KW, stride, padding)
-        Cout = sw.shape[0]
+        x, sw, alpha = ctx.saved
+        stride, padding = ctx.geom
+        Cout, KH, KW, _ = sw.shape
         g2 = g.reshape(-1, Cout)
         wb = (sw * alpha[:, None, None, None]).reshape(Cout, -1)
-        dw = (g2.T @ cols).reshape(sw.shape) if ctx.needs_input_grad[1] else None  # STE: dL/dW = dL/dW_b
-        dx = _conv_dx(g2 @ wb, xshape, KH, KW, stride, padding) if ctx.needs_input_grad[0] else None
+        # STE: dL/dW = dL/dW_b
+        dw = _conv_dw(x, g2, KH, KW, stride, padding).reshape(sw.shape) if ctx.needs_input_grad[1] else None
+        dx = _conv_dx(g2 @ wb, x.shape, KH, KW, stride, padding) if ctx.needs_input_grad[0] else None
         return dx, dw
 
 

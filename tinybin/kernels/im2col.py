@@ -13,6 +13,9 @@ col2im is the adjoint (the backward of im2col): every input pixel gathers the co
 read it. Gathering (rather than scattering from each column) lets us parallelise over input rows
 without write races.
 
+`im2col_chunks` produces the matrix one L2-sized block of rows at a time, so a convolution can
+multiply each block while it is still in cache (functional.conv2d does).
+
 Optimizations (Numba rungs): inner loops over contiguous channels (LLVM vectorizes them), no
 temporaries inside the kernels. Deliberately serial: these copies are memory-bound, and on a
 2-core machine a parallel region measured 12 ms against 0.2 ms serial for the same im2col as soon
@@ -55,13 +58,14 @@ def col2im_ref(cols: np.ndarray, shape: tuple, kh: int, kw: int, stride: int, pa
 # ---- Numba kernels --------------------------------------------------------------------------
 
 @njit(cache=True)
-def _im2col(x, kh, kw, stride, padding, OH, OW, cols):
+def _im2col_rows(x, kh, kw, stride, padding, OH, OW, row0, row1, cols):
+    """Rows of cols for output rows (n, oy) in [row0, row1) of the flattened N*OH index."""
     N, H, W, C = x.shape
-    for row in range(N * OH):
+    for row in range(row0, row1):
         n = row // OH
         oy = row - n * OH
         for ox in range(OW):
-            r = (n * OH + oy) * OW + ox
+            r = (row - row0) * OW + ox
             for i in range(kh):
                 y = oy * stride + i - padding
                 for j in range(kw):
@@ -108,8 +112,30 @@ def im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0) -
     N, H, W, C = x.shape
     OH, OW = out_size(H, kh, stride, padding), out_size(W, kw, stride, padding)
     cols = np.empty((N * OH * OW, kh * kw * C), dtype=x.dtype)
-    _im2col(np.ascontiguousarray(x), kh, kw, stride, padding, OH, OW, cols)
+    _im2col_rows(np.ascontiguousarray(x), kh, kw, stride, padding, OH, OW, 0, N * OH, cols)
     return cols
+
+
+# A block of im2col rows small enough to stay in the L2 cache while the GEMM reads it: writing the
+# whole (N*OH*OW, KH*KW*C) matrix to memory and reading it back cost as much as the GEMM itself at
+# the hourglass's full-scale shapes (benchmarks/bench_conv.py).
+CHUNK_BYTES = 1 << 19
+
+
+def im2col_chunks(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0,
+                  chunk_bytes: int = CHUNK_BYTES):
+    """Yield (r0, r1, cols_block): rows r0:r1 of im2col(x), computed one cache-sized block at a
+    time into a reused buffer (valid until the next iteration)."""
+    N, H, W, C = x.shape
+    OH, OW = out_size(H, kh, stride, padding), out_size(W, kw, stride, padding)
+    K = kh * kw * C
+    per = max(1, chunk_bytes // max(1, OW * K * x.itemsize))   # output rows (n, oy) per block
+    buf = np.empty((min(per, N * OH) * OW, K), dtype=x.dtype)
+    xc = np.ascontiguousarray(x)
+    for a in range(0, N * OH, per):
+        b = min(a + per, N * OH)
+        _im2col_rows(xc, kh, kw, stride, padding, OH, OW, a, b, buf)
+        yield a * OW, b * OW, buf[: (b - a) * OW]
 
 
 def col2im(cols: np.ndarray, shape: tuple, kh: int, kw: int, stride: int = 1, padding: int = 0) -> np.ndarray:
