@@ -5,6 +5,7 @@
 Replaces the text between `<!-- generated:NAME -->` and `<!-- end:NAME -->` markers:
   counts      parameter counts at paper scale (tinybin.models.parameter_table)
   table1/2    the experiment reports computed from results/ (tinybin.experiments.report)
+  table1_parts  Table 1 per body part (tinybin.experiments.parts_report)
 Benchmark tables are measurements: they are pasted from the benchmark scripts' output, with the
 command that makes them, not regenerated here.
 """
@@ -42,6 +43,8 @@ def main():
     text = replace(text, "counts", counts_table())
     for name in ("table1", "table2"):
         text = replace(text, name, experiments.report(name))
+    text = replace(text, "table1_parts", "Per part, mean over seeds (ours / paper):\n\n"
+                   + experiments.parts_report("table1"))
     with open(path, "w") as fh:
         fh.write(text)
     print("README.md updated")

@@ -25,7 +25,10 @@ def test_runner_skips_finished_runs_and_report_reproduces(tmp_path, monkeypatch)
     def fake_run_one(exp, row, seed, root, quick=False, progress=True, overrides=None):
         calls.append((row.name, seed))
         out = {"experiment": exp.name, "row": row.name, "label": row.label, "seed": seed,
-               "metrics": {"pckh": 50.0 + seed + len(row.name)}, "params": 1000, "paper_scale_params": 6236560,
+               "metrics": {"pckh": 50.0 + seed + len(row.name),
+                           "pckh_parts": {p: 10.0 * seed for p in ("Head", "Shoulder", "Elbow", "Wrist",
+                                                                   "Hip", "Knee", "Ankle")}},
+               "params": 1000, "paper_scale_params": 6236560,
                "paper": row.paper, "paper_params": row.paper_params, "train_time_s": 60.0}
         _write(X.result_path(exp.name, row.name, seed, root), out)
         if len(calls) == 3:
@@ -44,6 +47,8 @@ def test_runner_skips_finished_runs_and_report_reproduces(tmp_path, monkeypatch)
     assert s["bottleneck_real"]["std"] == pytest.approx(np.std(v, ddof=1))
     assert X.report("table1", str(tmp_path)) == X.report("table1", str(tmp_path))
     assert "76.5" in X.report("table1", str(tmp_path))
+    parts = X.parts_report("table1", str(tmp_path))
+    assert "| Head | 5.0 / 94.9 | 5.0 / 90.5 |" in parts  # mean of seeds 0 and 1 next to the paper
 
 
 def _write(path, obj):

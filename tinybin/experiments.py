@@ -319,6 +319,35 @@ def report(name: str, root: str = RESULTS) -> str:
     return "\n".join(lines)
 
 
+PAPER_TABLE1_PARTS = {  # paper Table 1, PCKh per part on MPII validation
+    "bottleneck_real": {"Head": 94.9, "Shoulder": 85.8, "Elbow": 76.9, "Wrist": 71.3, "Hip": 78.1,
+                        "Knee": 70.1, "Ankle": 63.2},
+    "bottleneck_binary": {"Head": 90.5, "Shoulder": 79.6, "Elbow": 63.0, "Wrist": 57.2, "Hip": 71.1,
+                          "Knee": 58.2, "Ankle": 53.4},
+}
+
+
+def parts_report(name: str, root: str = RESULTS) -> str:
+    """Per-part PCKh (mean over seeds) of a pose experiment, with the paper's Table 1 values
+    where the paper gives them ("ours / paper")."""
+    exp = get(name)
+    if exp.metric != "pckh":
+        raise ValueError(f"parts_report: {name} is not a pose experiment")
+    res = load_results(name, root)
+    parts = ["Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle"]
+    lines = ["| part | " + " | ".join(r.label for r in exp.rows) + " |",
+             "|---|" + "---|" * len(exp.rows)]
+    for part in parts:
+        cells = []
+        for row in exp.rows:
+            vals = [r["metrics"]["pckh_parts"][part] for r in res[row.name]]
+            ours = f"{np.mean(vals):.1f}" if vals else "–"
+            paper = PAPER_TABLE1_PARTS.get(row.name, {}).get(part)
+            cells.append(ours if paper is None else f"{ours} / {paper}")
+        lines.append(f"| {part} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tinybin.experiments",
                                  description="Run the paper's ablations on downscaled synthetic data.")
