@@ -174,11 +174,11 @@ class HourGlass(Module):
     def downscaled(cls, block: str = "hpm", binary: bool = True, **kw) -> "HourGlass":
         """The notebooks' scale: R = 64, F = 64, D = 3, L = 16 (stem 16, 32, 32, 64; bottom 2x2).
 
-        One batch-16 training step of the binary hpm net (forward, BCE, backward, RMSprop) took
-        0.23 s on the shared 2-core machine with OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1
-        (benchmarks/bench_models.py; DESIGN.md's mainstream-framework reference: 0.18 s), so an
-        ablation of ~1300 steps trains in about 5 minutes. With both thread pools at their defaults
-        the two spin against each other on a busy machine and the same step took 4.8 s.
+        One batch-16 training step of the binary hpm net (forward, BCE, backward, RMSprop) takes
+        0.13 s on the idle 2-core machine (benchmarks/bench_models.py; DESIGN.md's mainstream-framework
+        reference: 0.18 s), 0.18 s with data generation and augmentation; the experiments' 900-step
+        runs take 2.5-4 minutes. tinybin runs BLAS single-threaded by default (tinybin/threads.py):
+        with both thread pools at their defaults the same step took 4.8 s on a busy machine.
         """
         cfg = dict(num_landmarks=16, width=64, depth=3, resolution=64)
         cfg.update(kw)
