@@ -19,15 +19,16 @@ FORMAT_VERSION = 1
 _META = "__tinybin_meta__"
 
 
-def atomic_savez(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    """np.savez to a temp file next to `path`, fsync, then rename over `path`."""
+def _atomic_write(path: str | os.PathLike, suffix: str, mode: str, write) -> None:
+    """write(fh) into a temp file next to `path`, fsync, then rename over `path`; on any error the
+    temp file is removed and `path` is untouched."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
+        with os.fdopen(fd, mode) as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -35,6 +36,16 @@ def atomic_savez(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_savez(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez to a temp file next to `path`, fsync, then rename over `path`."""
+    _atomic_write(path, ".npz", "wb", lambda fh: np.savez(fh, **arrays))
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """Atomic JSON write (result files, training history)."""
+    _atomic_write(path, ".json", "w", lambda fh: json.dump(obj, fh, indent=1, sort_keys=True))
 
 
 def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -13,7 +13,7 @@ The maths of every op lives in `functional.py` as a `Function` with a `forward(c
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -240,7 +240,3 @@ class Function:
             result.requires_grad = True
             result._ctx = ctx
         return result
-
-
-def tensors(arrays: Iterable[Any], requires_grad: bool = False) -> list[Tensor]:
-    return [Tensor(a, requires_grad=requires_grad) for a in arrays]

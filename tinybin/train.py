@@ -29,7 +29,7 @@ import numpy as np
 from . import heatmaps as hm
 from . import losses, metrics, optim
 from .nn import Module
-from .serialization import atomic_savez, load as load_ckpt, save as save_ckpt
+from .serialization import load as load_ckpt, save as save_ckpt, write_json
 from .tensor import Tensor, no_grad
 
 try:  # tqdm is a runtime dependency; TQDM_DISABLE=1 silences it (CI, notebook tests). The plain
@@ -385,16 +385,5 @@ class Trainer:
         self.history = json.loads(str(ex["history"]))
 
 
-def write_json(path: str, obj) -> None:
-    """Atomic JSON write (temp file + rename)."""
-    import tempfile
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=1, sort_keys=True)
-    os.replace(tmp, path)
-
-
 __all__ = ["TrainConfig", "Trainer", "evaluate", "predict", "predict_points", "compute_loss", "annotated",
-           "heatmap_targets", "mask_targets", "make_optimizer", "write_json", "atomic_savez"]
+           "heatmap_targets", "mask_targets", "make_optimizer", "write_json"]
