@@ -1,4 +1,5 @@
-"""Tests for datasets.py: synthetic pose/face sets, the display-list renderer, the real-format loaders.
+"""Tests for tinybin.data (re-exported by datasets.py): synthetic pose/face sets, the display-list
+renderer, the real-format loaders.
 
 Every loader is exercised on fixture files this test writes in the real format into ``tmp_path``
 (``scipy.io.savemat`` struct arrays for MPII RELEASE, a JSON list for MPII JSON, ``.pts`` text,
@@ -13,9 +14,10 @@ import pytest
 import scipy.io
 from PIL import Image
 
-import datasets
-from datasets import (RecordDataset, SyntheticFace, SyntheticPose, load_300w, load_aflw2000, load_lsp,
-                      load_mpii_json, load_mpii_mat, read_pts)
+import tinybin.data as datasets
+from tinybin.data import (RecordDataset, SyntheticFace, SyntheticPose, load_300w, load_aflw2000, load_lsp,
+                          load_mpii_json, load_mpii_mat, read_pts)
+from tinybin.data.scenes import _ry, _rz, _sample_seed, _upsample
 from tinybin.skeletons import FACE68_FLIP, FACE_PARTS, MPII_FLIP
 from tinybin.transforms import apply_affine
 
@@ -171,7 +173,7 @@ def test_difficulty_knob():
 
 def test_upsample_is_bilinear_with_aligned_corners():
     g = np.arange(12, dtype=np.float64).reshape(2, 3, 2)[:, :2]         # (2, 2, 2)
-    u = datasets._upsample(g, 5)
+    u = _upsample(g, 5)
     assert u.shape == (5, 5, 2) and u.dtype == np.float32
     np.testing.assert_allclose(u[[0, 0, -1, -1], [0, -1, 0, -1]], g[[0, 0, 1, 1], [0, 1, 0, 1]])
     np.testing.assert_allclose(u[2, 2], g.mean((0, 1)), rtol=1e-6)
@@ -210,7 +212,7 @@ def _capture(ds, i):
         got["args"] = (canvas.copy(), occ.copy(), labels.copy(), prims.copy(), data.copy())
         datasets.render_list(canvas, occ, labels, prims, data)
 
-    ds._render(datasets._sample_seed(ds.seed, ds.split, i), impl=spy)
+    ds._render(_sample_seed(ds.seed, ds.split, i), impl=spy)
     return got["args"]
 
 
@@ -247,7 +249,7 @@ def test_render_kernel_matches_reference_on_random_lists(rng):
                 dl.add(dl.polygon(c + rng.normal(0, 8, (int(rng.integers(3, 9)), 2)), col,
                                   rounding=float(rng.choice([0, 1.5])), **kw))
             else:
-                Rm = datasets._rz(rng.uniform(-1, 1)) @ datasets._ry(rng.uniform(-1.5, 1.5))
+                Rm = _rz(rng.uniform(-1, 1)) @ _ry(rng.uniform(-1.5, 1.5))
                 hp = datasets.head_params(c, Rm, rng.uniform(3, 10, 3), col, rng.random(3), hairline=(-0.2, 0.6, 0.1))
                 if rng.random() < 0.5:
                     dl.add(dl.head(hp, **kw))

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-import datasets as D
+import tinybin.data as D
 import tinybin as tb
 from tinybin.train import TrainConfig, Trainer, evaluate
 

@@ -153,9 +153,7 @@ class _Segmentation:
 def make_data(kind: str, seed: int = 0, n_train: int | None = None, n_test: int | None = None,
               resolution: int | None = None, difficulty: float | None = None):
     """(train, test) synthetic sets for `kind` in pose | face | segmentation."""
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
-    import datasets as D
+    from . import data as D
     d = dict(DATA)
     for k, v in dict(n_train=n_train, n_test=n_test, resolution=resolution, difficulty=difficulty).items():
         if v is not None:
