@@ -10,7 +10,7 @@ import pytest
 
 import tinybin.functional as F
 from tinybin import Tensor, count_parameters, nn
-from tinybin.blocks import BLOCK_OPTIONS, BLOCKS, HPM, check_width, hpm_widths, make_block
+from tinybin.blocks import BLOCKS, HPM, hpm_widths, make_block
 from tinybin.gradcheck import check_grads, numerical_grad
 from tinybin.kernels import pool as pool_kernels
 
@@ -298,7 +298,7 @@ def test_make_block_errors():
         make_block("hpm", 8, 8)(Tensor(np.zeros((1, 4, 4, 6), np.float32)))
 
 
-def test_check_width_agrees_with_construction():
+def test_width_rule_agrees_with_construction():
     for name in BLOCKS:
         for cout in (4, 6, 8, 12, 16, 24):
             opts_list = [{}] + ([{"depth": 4}, {"cardinality": 2}] if name == "hpm" else [])
@@ -309,12 +309,20 @@ def test_check_width_agrees_with_construction():
                 except ValueError:
                     built = False
                 try:
-                    check_width(name, cout, **opts)
+                    BLOCKS[name].widths(cout, **opts)
                     ok = True
                 except ValueError:
                     ok = False
                 assert built == ok, (name, cout, opts)
-    assert set(BLOCK_OPTIONS) == set(BLOCKS)
+
+
+def test_block_options_come_from_the_constructors():
+    assert BLOCKS["bottleneck"].options() == ("mid_ratio",)
+    assert BLOCKS["wide"].options() == ()
+    assert BLOCKS["hpm"].options() == ("depth", "cardinality")
+    assert {n for n, c in BLOCKS.items() if c.spatial_multiple > 1} == {"multiscale", "multiscale_no1x1"}
+    with pytest.raises(ValueError, match="does not take"):
+        make_block("wide", 8, 8, mid_ratio=0.5)
 
 
 # ---- gradients -------------------------------------------------------------------------------

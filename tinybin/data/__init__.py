@@ -22,8 +22,11 @@ hidden by an occluding blob", and ``occluded`` marks the in-frame joints an occl
 ``visible + occluded`` is the annotated set.
 
 Modules: ``render`` (the Numba rasterizer beside its NumPy reference), ``scenes`` (shared scene
-helpers), ``synthetic`` (what both generators share), ``pose`` (``SyntheticPose``), ``face``
-(``SyntheticFace``), ``loaders`` (the real formats and ``RecordDataset``). The repository root's
+helpers), ``synthetic`` (what both generators share), ``augment`` (augmentation defaults and crop
+conventions), ``pose`` (``SyntheticPose``), ``face`` (``SyntheticFace``), ``segmentation``
+(``SyntheticFaceParts``, the faces' part masks), ``loaders`` (the real formats and
+``RecordDataset``) and ``kinds`` (``KINDS``: one row per data kind, its generator, landmark count,
+flip permutation, default loss and metric). The repository root's
 ``datasets.py`` re-exports this package, so ``import datasets`` keeps working from a clone.
 
 Rendering. Every synthetic image is one *display list* (rows of primitives: tapered capsules,
@@ -33,13 +36,17 @@ ellipses, rounded polygons, shaded ellipsoid heads) painted in order with analyt
 """
 
 from .face import FACE_TEMPLATE_3D, SyntheticFace
-from .loaders import (FACE_SCALE_DIVISOR, Record, RecordDataset, load_300w, load_aflw2000, load_image, load_lsp,
+from .augment import AUGMENT, FACE_SCALE_DIVISOR, NO_AUGMENT
+from .loaders import (Record, RecordDataset, load_300w, load_aflw2000, load_image, load_lsp,
                       load_mpii_json, load_mpii_mat, read_pts)
+from .kinds import KINDS, Kind, get_kind, kind_for_landmarks, register_kind
 from .pose import SyntheticPose
 from .render import DisplayList, head_params, render_list, render_list_ref
+from .segmentation import SyntheticFaceParts
 
 __all__ = [
-    "SyntheticPose", "SyntheticFace", "RecordDataset", "Record", "FACE_TEMPLATE_3D", "FACE_SCALE_DIVISOR",
+    "KINDS", "Kind", "get_kind", "kind_for_landmarks", "register_kind", "AUGMENT", "NO_AUGMENT",
+    "SyntheticPose", "SyntheticFace", "SyntheticFaceParts", "RecordDataset", "Record", "FACE_TEMPLATE_3D", "FACE_SCALE_DIVISOR",
     "DisplayList", "head_params",
     "render_list", "render_list_ref", "load_image",
     "read_pts", "load_300w", "load_mpii_mat", "load_mpii_json", "load_lsp", "load_aflw2000",

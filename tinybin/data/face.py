@@ -9,7 +9,7 @@ from typing import Iterable
 import numpy as np
 
 from ..skeletons import FACE68_FLIP, FACE_PART_POLYGONS, FACE_PARTS
-from .loaders import _face_center_scale
+from .augment import _face_center_scale
 from .render import LABEL, DisplayList, head_params, render_list
 from .scenes import (_background, _clamp, _clip01, _cloth, _clutter, _convex_hull, _finish, _hair, _hsv, _luma,
                      _occluders, _rx, _ry, _rz, _skin)

@@ -10,9 +10,11 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..metrics import head_size
-from ..skeletons import FACE68_FLIP, MPII_FLIP, lsp_to_mpii
+from ..skeletons import lsp_to_mpii
 from ..transforms import augment as _augment
 from ..transforms import center_scale_from_points
+from .augment import AUGMENT, NO_AUGMENT, _face_center_scale
+from .kinds import get_kind
 from .scenes import _stack
 
 
@@ -23,11 +25,6 @@ from .scenes import _stack
 # Every loader returns a list of ``Record`` dicts with the sample keys above; ``record["image"]``
 # is read with Pillow on first access (from ``image_path``) and then kept. All coordinates are
 # converted from MATLAB / .pts 1-based pixels to tinybin's 0-based ones on load (x - 1, y - 1).
-
-FACE_SCALE_DIVISOR = 190.0
-"""Faces: ``scale = (w + h) / 190`` of the tight landmark box (the FAN demo's rule), so the
-200 * scale crop is about twice the face box."""
-
 
 class Record(dict):
     """A sample dict whose ``"image"`` is loaded lazily from ``"image_path"`` on first access.
@@ -53,11 +50,6 @@ def load_image(path) -> np.ndarray:
     except (OSError, ValueError) as e:
         raise ValueError(f"load_image: cannot read image {os.fspath(path)!r}: {e}") from e
     return arr.astype(np.float32) / 255.0
-
-
-def _face_center_scale(pts):
-    lo, hi = pts.min(0), pts.max(0)
-    return (0.5 * (lo + hi)).astype(np.float32), np.float32((hi - lo).sum() / FACE_SCALE_DIVISOR)
 
 
 def read_pts(path) -> np.ndarray:
@@ -435,8 +427,7 @@ class RecordDataset:
     """
 
     def __init__(self, records: Sequence[dict], resolution: int = 64, flip_perm=None, kind: str = "pose"):
-        if kind not in ("pose", "face"):
-            raise ValueError(f"RecordDataset: kind must be 'pose' or 'face', got {kind!r}")
+        self._kind = get_kind(kind, "RecordDataset: kind")
         self.records, self.resolution, self.kind = list(records), int(resolution), kind
         self._perm = flip_perm
 
@@ -447,12 +438,11 @@ class RecordDataset:
     def flip_perm(self) -> np.ndarray:
         if self._perm is not None:
             return np.asarray(self._perm)
-        return MPII_FLIP if self.kind == "pose" else FACE68_FLIP
+        return self._kind.flip_perm
 
     def _crop(self, rec, rng):
         R = self.resolution
-        kw = (dict(rotation=40.0, scale_range=(0.7, 1.3), flip=True, color=True) if rng is not None else
-              dict(rotation=0.0, scale_range=(1.0, 1.0), flip=False, color=False))
+        kw = AUGMENT if rng is not None else NO_AUGMENT
         out = _augment(rec["image"], rec["points"], np.asarray(rec["visible"]) > 0, rec["center"],
                        float(rec["scale"]), R, rng if rng is not None else np.random.default_rng(0),
                        self.flip_perm, mask=rec.get("mask"), **kw)

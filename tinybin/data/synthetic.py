@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from ..transforms import augment as _augment
+from .augment import AUGMENT
 from .render import render_list
 from .scenes import _sample_seed, _stack
 
@@ -50,8 +51,7 @@ def _batch(ds, indices, augment, rng, augment_kw) -> dict:
         if rng is None:
             raise ValueError(f"{type(ds).__name__}.batch: augment=True needs an explicit rng "
                              "(np.random.Generator), got None")
-        kw = dict(rotation=40.0, scale_range=(0.7, 1.3), flip=True, color=True)
-        kw.update(augment_kw)
+        kw = {**AUGMENT, **augment_kw}
         for s in samples:
             out = _augment(s["image"], s["points"], s["visible"] > 0, s["center"], float(s["scale"]),
                            s["image"].shape[0], rng, ds.flip_perm, mask=s.get("mask"), **kw)
