@@ -17,6 +17,7 @@ from PIL import Image
 import tinybin.data as datasets
 from tinybin.data import (RecordDataset, SyntheticFace, SyntheticPose, load_300w, load_aflw2000, load_lsp,
                           load_mpii_json, load_mpii_mat, read_pts)
+from tinybin.data.render import F_TARGET, LABEL, _sd_ref
 from tinybin.data.scenes import _ry, _rz, _sample_seed, _upsample
 from tinybin.skeletons import FACE68_FLIP, FACE_PARTS, MPII_FLIP
 from tinybin.transforms import apply_affine
@@ -205,6 +206,21 @@ def test_batch_augment(cls):
 # Renderer: Numba kernel against the NumPy reference
 # --------------------------------------------------------------------------------------------
 
+def _labels_agree(a, b, prims, data, band=1e-6):
+    """Label maps of the kernel and the reference are equal at every pixel whose centre lies
+    farther than `band` from the edge of each labelling primitive. (A label is painted where the
+    signed distance is <= 0: at a centre on an edge, the two computations' rounding decides.)
+    Returns the fraction of pixels left out, which must stay small."""
+    H, W = a.shape
+    Y, X = np.mgrid[0:H, 0:W].astype(np.float64)
+    unsure = np.zeros((H, W), bool)
+    for row in prims:
+        if int(row[F_TARGET]) & LABEL:
+            unsure |= np.abs(_sd_ref(row, data, X, Y)[0]) < band
+    np.testing.assert_array_equal(a[~unsure], b[~unsure])
+    return unsure.mean()
+
+
 def _capture(ds, i):
     got = {}
 
@@ -227,7 +243,7 @@ def test_render_kernel_matches_reference_on_samples(cls):
         datasets.render_list_ref(*b, prims, data)
         np.testing.assert_allclose(a[0], b[0], atol=1e-4)
         np.testing.assert_allclose(a[1], b[1], atol=1e-5)
-        assert np.mean(a[2] != b[2]) < 1e-3               # a pixel centre exactly on an edge may differ
+        assert _labels_agree(a[2], b[2], prims, data) < 1e-2
 
 
 def test_render_kernel_matches_reference_on_random_lists(rng):
@@ -264,7 +280,7 @@ def test_render_kernel_matches_reference_on_random_lists(rng):
         datasets.render_list_ref(*b, prims, data)
         np.testing.assert_allclose(a[0], b[0], atol=1e-4)
         np.testing.assert_allclose(a[1], b[1], atol=1e-5)
-        assert np.mean(a[2] != b[2]) < 2e-3
+        assert _labels_agree(a[2], b[2], prims, data) < 1e-2
 
 
 def test_render_hand_computed_coverage():

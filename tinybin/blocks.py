@@ -3,7 +3,7 @@
 Every block maps (N, H, W, in_channels) -> (N, H, W, out_channels) and is built from the paper's
 pre-activation unit `P(a->b, k)` = BN(a) -> Sign -> binary conv k x k (ReLU and a real conv with
 bias when binary=False), `tinybin.nn.PreActConv`. Widths inside a block are fractions of its
-*output* width F (notes/architecture.md §2: this is what the released model does in the stem).
+*output* width F (this is what the authors' released model does in the stem).
 
     name               Fig.    branch (F = out_channels; p = 2x2 max-pool of x; up2 = bilinear x2)
     bottleneck         7a      P(in->F/2,1) -> P(F/2->F/2,3) -> P(F/2->F,1)         (mid_ratio=1/2)
@@ -25,11 +25,11 @@ Output = branch + shortcut, where the shortcut is the identity when in == out an
 P(in->out, 1) otherwise (binary BN -> Sign -> 1x1 in binary networks, as in the released model).
 `shortcut=False` drops the residual sum altogether: the improved hourglass (Fig. 11) feeds 2F
 concatenated channels into blocks whose branch alone makes F outputs, and the paper's 5.8M count
-only fits with no projection there (notes/architecture.md §3).
+only fits with no projection there.
 
 `relu_after_conv=True` (the "+ReLU" row of Table 4) appends a ReLU to every conv of the *branch*;
 the shortcut projection stays linear so the residual path is untouched (the exact spot is not
-stated in the paper; notes §1 guess the same).
+stated in the paper; this is our reading).
 """
 from __future__ import annotations
 
@@ -45,8 +45,7 @@ from .tensor import Tensor
 # stripped of its 1x1 convs and "halved" to match the HPM network (5.8M in Table 2). Two 3x3 layers
 # F -> m -> F with m = 5/16 F (m = 80 at F = 256) give 5,730,704 parameters for the binary
 # paper-scale network (1.2% under 5.8M); m = 82 gives 5,870,736, and m = 81 gives 5,798,702 but is
-# no round fraction of F. 5/16 keeps m whole at every width that is a multiple of 16
-# (notes/architecture.md §2 also landed on 80).
+# no round fraction of F. 5/16 keeps m whole at every width that is a multiple of 16.
 WIDE_NO1X1_RATIO = 5 / 16
 
 
@@ -307,7 +306,7 @@ class WideNo1x1(Block):
 
     The paper gives no layer list; m = round(mid_ratio * F) with mid_ratio = 5/16 by default
     (m = 80 at F = 256), so that the binary paper-scale network has 5,730,704 parameters against
-    the 5.8M of Table 2 (notes/architecture.md §2: no natural design hits 5.8M exactly).
+    the 5.8M of Table 2 (no natural design hits 5.8M exactly).
     """
 
     name = "wide_no1x1"
