@@ -7,6 +7,9 @@ LSP / LSPET ``joints.mat``, AFLW2000-3D per-image ``.mat``).
 """
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -576,3 +579,12 @@ def test_record_dataset_crops(tmp_path):
     assert b["image"].shape == (2, 32, 32, 3) and b["M"].shape == (2, 2, 3)
     with pytest.raises(ValueError, match="rng"):
         ds.batch([0], augment=True)
+
+
+def test_root_datasets_py_reexports_tinybin_data():
+    """`import datasets` from a clone (the repository root on the path, as `python` run there has)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("import datasets, tinybin.data as D; assert datasets.SyntheticPose is D.SyntheticPose; "
+            "assert all(getattr(datasets, n) is getattr(D, n) for n in D.__all__)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
