@@ -694,7 +694,7 @@ def _finish(img, rng, R, d):
 
 
 def _sample_seed(seed, split, index):
-    split_id = {"train": 0, "test": 1}[split]
+    split_id = {"train": 0, "test": 1, "val": 2}[split]
     return np.random.default_rng(np.random.SeedSequence([int(seed), split_id, int(index)]))
 
 
@@ -969,8 +969,8 @@ class _Synthetic:
 
     def __init__(self, n: int, resolution: int = 64, seed: int = 0, difficulty: float = 0.5, split: str = "train"):
         name = type(self).__name__
-        if split not in ("train", "test"):
-            raise ValueError(f"{name}: split must be 'train' or 'test', got {split!r}")
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"{name}: split must be 'train', 'val' or 'test', got {split!r}")
         if not 0.0 <= difficulty <= 1.0:
             raise ValueError(f"{name}: difficulty must be in [0, 1], got {difficulty!r}")
         if int(resolution) != resolution or resolution < 16:

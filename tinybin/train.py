@@ -51,6 +51,8 @@ class TrainConfig:
     sigma: float = 1.0                # Gaussian std in heatmap pixels
     stride: int = 4                   # input pixels per heatmap pixel
     clip_latent: float | None = None  # clamp latent binary weights to [-c, c]
+    warmup_steps: int = 0             # linear warm-up: lr * (t + 1) / warmup_steps for t < warmup_steps
+    flip_test: bool = False           # evaluations during fit() average the mirrored crop's maps
     eval_every: int = 0               # 0: only at the end
     eval_samples: int = 256
     ckpt_every: int = 0               # 0: only at the end (when out_dir is set)
@@ -151,12 +153,22 @@ def predict_points(net: Module, images: np.ndarray, stride: int = 4, batch_size:
 
 
 def evaluate(net: Module, data, n: int | None = None, kind: str | None = None, stride: int = 4,
-             batch_size: int = 32, return_predictions: bool = False) -> dict:
+             batch_size: int = 32, return_predictions: bool = False, flip: bool = False,
+             matched_threshold: float | None = None, return_distances: bool = False) -> dict:
     """Paper metrics on the first `n` samples of `data` (no augmentation).
 
-    pose: PCKh@0.5 (per joint, parts, mean over 14 joints, count-weighted mean) and PCKh@0.2;
-    face: NME (box normaliser, %) mean, by |yaw| bin, AUC@0.07 and failure rate;
+    pose: PCKh@0.5 (per joint, parts, mean over 14 joints, count-weighted mean), PCKh@0.2,
+      ``pckh_matched`` = PCKh at ``matched_threshold`` (default
+      ``metrics.matched_threshold(R, stride)``: MPII's tolerance in heatmap cells, see
+      ``tinybin.metrics``) and the PCKh curve over thresholds 0..3. Every PCKh number is computed
+      from the normalised distances rounded to 4 decimals (NaN where not annotated), returned as
+      ``distances`` (n, K) with ``return_distances``, so a report recomputes it exactly from them.
+    face: NME (box normaliser, %) mean, by |yaw| bin, AUC@0.07 and failure rate; ``errors`` is
+      the per-image NME (plain ratio), from which any CED / AUC can be recomputed.
     segmentation: pixel accuracy, mean accuracy, mean IU (confusion over the whole set).
+
+    flip: flip testing (heatmaps only): average the maps of the crop and of its mirror image,
+    joints swapped by ``data.flip_perm``; recorded as ``flip_test`` in the result.
     """
     kind = kind or getattr(data, "kind", "pose")
     n = len(data) if n is None else min(n, len(data))
@@ -172,18 +184,33 @@ def evaluate(net: Module, data, n: int | None = None, kind: str | None = None, s
                     for k, v in metrics.segmentation_scores(conf).items()})
         res["score"] = res["mean_iu"]
         return res
-    pred, _ = predict_points(net, batch["image"], stride, batch_size)
+    perm = None
+    if flip:
+        perm = getattr(data, "flip_perm", None)
+        if perm is None:
+            raise ValueError(f"evaluate: flip testing needs data.flip_perm, which {type(data).__name__} lacks")
+    pred, _ = predict_points(net, batch["image"], stride, batch_size, flip_perm=perm)
+    res["flip_test"] = bool(flip)
     gt = batch["points"]
     ann = annotated(batch) > 0
     if kind == "pose":
-        r = metrics.pckh(pred, gt, batch["head_size"], ann, threshold=0.5)
-        r2 = metrics.pckh(pred, gt, batch["head_size"], ann, threshold=0.2)
-        res.update(pckh=float(r["mean"]), pckh_weighted=float(r["mean_weighted"]),
+        d = np.round(metrics.normalized_distances(pred, gt, batch["head_size"], ann), 4)
+        mt = metrics.matched_threshold(batch["image"].shape[1], stride) if matched_threshold is None \
+            else float(matched_threshold)
+        r = metrics.pckh_from_distances(d, 0.5)
+        curve = metrics.pckh_curve_from_distances(d)
+        res.update(pckh=r["mean"], pckh_weighted=r["mean_weighted"],
                    pckh_joints=np.asarray(r["joints"]).tolist(),
-                   pckh_parts={k: float(v) for k, v in r["parts"].items()}, pckh02=float(r2["mean"]))
+                   pckh_parts={k: float(v) for k, v in r["parts"].items()},
+                   pckh02=metrics.pckh_from_distances(d, 0.2)["mean"],
+                   pckh_matched=metrics.pckh_from_distances(d, mt)["mean"], matched_threshold=mt,
+                   pckh_curve={"thresholds": curve["thresholds"].tolist(),
+                               "pckh": [round(float(v), 4) for v in curve["mean"]]})
         res["score"] = res["pckh"]
-        d = metrics.normalized_distances(pred, gt, batch["head_size"], ann)
-        res["errors"] = np.nanmean(np.where(ann, d, np.nan), axis=1).tolist()  # per image, head units
+        if return_distances:
+            res["distances"] = d
+        with np.errstate(all="ignore"):
+            res["errors"] = np.nanmean(d, axis=1).tolist()  # per image, head units
     else:
         e = metrics.nme(pred, gt, norm="box", visible=ann)
         res.update(nme=float(np.nanmean(e) * 100), auc07=float(metrics.auc(e, 0.07)),
@@ -225,7 +252,7 @@ class Trainer:
         self.stacks = int(getattr(net, "config", {}).get("stacks", 1))
         self.step = 0
         self.history: dict[str, list] = {"step": [], "loss": [], "lr": [], "time": [],
-                                         "eval_step": [], "eval_score": []}
+                                         "eval_step": [], "eval_score": [], "eval_metrics": []}
         self.train_time = 0.0
         self._phase = None
         self._setup_phase(0)
@@ -282,6 +309,9 @@ class Trainer:
         phase = self._phase_of(step)
         self._setup_phase(phase)
         lr = self.sched.step(step - self._phase_start)
+        t = step - self._phase_start
+        if t < self.cfg.warmup_steps:  # linear warm-up from lr / warmup_steps (each phase)
+            lr = self.opt.lr = lr * (t + 1) / self.cfg.warmup_steps
         batch = self.batch_for_step(step)
         self.net.train()
         self.opt.zero_grad()
@@ -341,9 +371,12 @@ class Trainer:
         return self.history
 
     def _periodic_eval(self) -> dict:
-        r = evaluate(self.net, self.val, self.cfg.eval_samples, kind=self.kind, stride=self.cfg.stride)
+        r = evaluate(self.net, self.val, self.cfg.eval_samples, kind=self.kind, stride=self.cfg.stride,
+                     flip=self.cfg.flip_test)
         self.history["eval_step"].append(self.step)
         self.history["eval_score"].append(r["score"])
+        self.history.setdefault("eval_metrics", []).append(
+            {k: r[k] for k in ("pckh", "pckh_matched", "nme", "auc07", "mean_iu") if k in r})
         if self.on_eval:
             self.on_eval(self.step, r)
         return r
