@@ -356,6 +356,7 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
         if train_kw.get("eval_every"):
             train_kw["eval_every"] = 2
         data_kw = dict(n_train=32, n_test=16, resolution=32)
+        train_kw.update(overrides or {})  # explicit flags still win (benchmarks set --steps)
     val_mode = exp.split == "val"
     if not val_mode:
         train_kw["eval_every"] = 0  # no periodic look at the test split
@@ -501,7 +502,8 @@ def _bar(total: int, desc: str, progress: bool):
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
         return None
-    return tqdm(total=total, desc=desc, unit="job", dynamic_ncols=True, disable=not progress)
+    kw = {} if progress else {"disable": True}  # else TQDM_DISABLE=1 still silences it
+    return tqdm(total=total, desc=desc, unit="job", dynamic_ncols=True, **kw)
 
 
 def _collect(exp, pending, get_result, root, write, progress, what):
