@@ -353,10 +353,10 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
     if quick:  # a smoke-sized run so every code path executes in CI
         train_kw.update(steps=4, batch_size=4, eval_samples=16, finetune_steps=min(train_kw.get("finetune_steps", 0), 2),
                         warmup_steps=min(train_kw.get("warmup_steps", 0), 2))
-        if train_kw.get("eval_every"):
-            train_kw["eval_every"] = 2
         data_kw = dict(n_train=32, n_test=16, resolution=32)
         train_kw.update(overrides or {})  # explicit flags still win (benchmarks set --steps)
+        if train_kw.get("eval_every") and "eval_every" not in (overrides or {}):
+            train_kw["eval_every"] = max(1, train_kw["steps"] // 2)
     val_mode = exp.split == "val"
     if not val_mode:
         train_kw["eval_every"] = 0  # no periodic look at the test split
@@ -774,9 +774,9 @@ def curves_report(name: str, root: str = RESULTS) -> str:
         if not rs:
             continue
         steps = rs[0]["val_curve"]["step"]
-        lines += [f"{row.label} ({len(rs)} seeds)", "", "| step | " + " | ".join(keys) + " | " +
-                  (" | ".join(f"Δ {k} vs ref" for k in keys) + " |" if exp.reference and row.name != exp.reference
-                   else ""), "|---|" + "---|" * (len(keys) * (2 if exp.reference and row.name != exp.reference else 1))]
+        head = ["step", *keys] + ([f"Δ {k} vs ref" for k in keys] if exp.reference and row.name != exp.reference
+                                  else [])
+        lines += [f"{row.label} ({len(rs)} seeds)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for i, st in enumerate(steps):
             cells = [str(st)]
             for k in keys:
