@@ -53,7 +53,7 @@ def test_deterministic_per_seed_split_index(cls):
 @pytest.mark.parametrize("cls", [SyntheticPose, SyntheticFace])
 def test_bad_arguments(cls):
     with pytest.raises(ValueError, match="split"):
-        cls(4, split="val")
+        cls(4, split="holdout")
     with pytest.raises(ValueError, match="difficulty"):
         cls(4, difficulty=1.5)
     with pytest.raises(ValueError, match="resolution"):

@@ -1,4 +1,7 @@
-"""The experiment runner: resumable, skips finished runs, report reproduces from the JSON files."""
+"""The experiment runner: resumable, skips finished runs, report reproduces from the JSON files;
+validation-only calibration; recipes; paired differences."""
+import json
+import os
 
 import numpy as np
 import pytest
@@ -22,7 +25,7 @@ def test_quick_run_of_one_row_executes_every_path():
 def test_runner_skips_finished_runs_and_report_reproduces(tmp_path, monkeypatch):
     calls = []
 
-    def fake_run_one(exp, row, seed, root, quick=False, progress=True, overrides=None):
+    def fake_run_one(exp, row, seed, root, quick=False, progress=True, overrides=None, recipe=None, write=None):
         calls.append((row.name, seed))
         out = {"experiment": exp.name, "row": row.name, "label": row.label, "seed": seed,
                "metrics": {"pckh": 50.0 + seed + len(row.name),
@@ -59,3 +62,136 @@ def _write(path, obj):
 def test_unknown_experiment_is_a_clear_error(capsys):
     assert X.main(["run", "table99"]) == 2
     assert "unknown experiment" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- validation split and calibration
+
+def test_calibration_never_constructs_the_test_split(tmp_path, monkeypatch):
+    """A calibration run builds train and val only; the test generator is never constructed."""
+    import dataclasses
+
+    from tinybin.data import KINDS
+    made = []
+    pose = KINDS["pose"]
+
+    def recording(*a, **kw):
+        made.append(kw.get("split", "train"))
+        return pose.generator(*a, **kw)
+
+    monkeypatch.setitem(KINDS, "pose", dataclasses.replace(pose, generator=recording))
+    exp = X.get("calibration")
+    r = X.run_one(exp, exp.row("hpm_binary_lr1e-3_clip"), seed=0, root=str(tmp_path), quick=True, progress=False)
+    assert sorted(made) == ["train", "val"]
+    assert r["split"] == "val" and r["data"]["splits"] == ["train", "val"]
+    assert r["val_curve"]["step"] == [2, 4] and len(r["val_curve"]["pckh_matched"]) == 2
+    assert r["metrics"]["pckh_matched"] == r["val_curve"]["pckh_matched"][-1]  # same net, same val split
+    assert r["train_config"]["clip_latent"] == 1.0 and r["metrics"]["flip_test"] is True
+    with open(X.result_path("calibration", "hpm_binary_lr1e-3_clip", 0, str(tmp_path))) as fh:
+        assert json.load(fh)["metrics"] == json.loads(json.dumps(r["metrics"]))
+    # the table experiments build train and test
+    made.clear()
+    X.run_one(X.get("table1"), X.get("table1").rows[0], seed=0, quick=True, progress=False)
+    assert sorted(made) == ["test", "train"]
+
+
+def test_splits_are_distinct_and_deterministic():
+    tr, va, te = X.make_data("pose", seed=3, n_train=4, n_test=4, resolution=32, splits=("train", "val", "test"))
+    imgs = [ds.batch(np.arange(4))["image"] for ds in (tr, va, te)]
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert not np.allclose(imgs[i], imgs[j])
+    (va2,) = X.make_data("pose", seed=3, n_test=4, resolution=32, splits=("val",))
+    np.testing.assert_array_equal(va2.batch(np.arange(4))["image"], imgs[1])
+    with pytest.raises(ValueError, match="splits"):
+        X.make_data("pose", splits=("holdout",))
+
+
+def test_synthetic_head_fraction_constant_matches_generator():
+    """Step 3 of the matched-threshold derivation (tinybin.metrics) recomputed from the generator."""
+    from tinybin import metrics as M
+    assert X.synthetic_head_fraction() == pytest.approx(M.SYNTHETIC_POSE_HEAD_FRACTION, abs=5e-5)
+
+
+def test_calibration_grid_and_recipe_precedence(tmp_path):
+    cal = X.get("calibration")
+    assert len(cal.rows) <= 16 and len({r.name for r in cal.rows}) == len(cal.rows)
+    s = X.train_settings(cal, cal.row("hpm_real_lr5e-3_warmup"), overrides={"steps": 1000})
+    assert s["lr"] == 5e-3 and s["lr_end"] == pytest.approx(1e-3) and s["warmup_steps"] == 100  # 10% of steps
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps({"steps": 6000, "binary": {"lr": 1e-3, "clip_latent": 1.0},
+                                "real": {"lr": 2.5e-3, "warmup_steps": 50}}))
+    rec = X.load_recipe(str(path))
+    pilot = X.get("pilot")
+    b = X.train_settings(pilot, pilot.row("hpm"), recipe=rec)
+    r = X.train_settings(pilot, pilot.row("bottleneck_real"), recipe=rec, overrides={"lr": 2e-3})
+    assert (b["steps"], b["lr"], b["lr_end"], b["clip_latent"]) == (6000, 1e-3, pytest.approx(2e-4), 1.0)
+    assert (r["lr"], r["lr_end"], r["warmup_steps"], r.get("clip_latent")) == (2e-3, pytest.approx(4e-4), 50, None)
+    path.write_text(json.dumps({"binary": {"learning_rate": 1e-3}}))
+    with pytest.raises(ValueError, match="unknown"):
+        X.load_recipe(str(path))
+    assert X.main(["calibrate", "--lr", "1e-3", "--quick"]) == 2
+
+
+# ---------------------------------------------------------------- report: paired differences, old results
+
+def test_paired_difference_hand_values():
+    d = X.paired_difference({0: 3.0, 1: 5.0, 2: 4.0, 7: 100.0}, {0: 1.0, 1: 2.0, 2: 2.0, 3: 0.0})
+    # differences 2, 3, 2 over the shared seeds 0, 1, 2; sd = 0.57735, t(0.975, 2) = 4.302653
+    assert d["seeds"] == [0, 1, 2] and d["mean"] == pytest.approx(7 / 3)
+    assert d["half"] == pytest.approx(4.302653 * 0.5773503 / np.sqrt(3), rel=1e-5)
+    assert X.paired_difference({0: 1.0}, {0: 0.5})["half"] is None
+    assert X.paired_difference({0: 1.0}, {1: 0.5})["n"] == 0
+
+
+def _pose_result(exp, row, seed, pckh, distances=None, matched=None):
+    m = {"pckh": pckh, "pckh_parts": {p: pckh for p in ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee",
+                                                        "Ankle")}}
+    if matched is not None:
+        m.update(pckh_matched=matched, matched_threshold=2.0)
+    out = {"experiment": exp, "row": row, "label": row, "seed": seed, "metrics": m, "params": 1000,
+           "paper_scale_params": 3.5e6, "paper": None, "paper_params": None, "train_time_s": 60.0,
+           "data": {"resolution": 64}}
+    if distances is not None:
+        out["distances"] = distances
+    return out
+
+
+def test_report_paired_differences_and_old_results(tmp_path):
+    root = str(tmp_path)
+    # seed 0, 1: first-protocol files (no distances, no pckh_matched); seed 2, 3: new protocol
+    for seed, (real, binary) in enumerate([(50.0, 40.0), (52.0, 41.0), (60.0, 45.0), (64.0, 46.0)]):
+        for row, v in (("bottleneck_real", real), ("bottleneck_binary", binary)):
+            dist = None
+            if seed >= 2:  # one sample: 16 joints, distance 0.1 (correct) or 3.0 (wrong at any threshold <= 2)
+                dist = [[0.1 if j < round(v / 100 * 16) else 3.0 for j in range(16)]]
+            X.write_result(X.result_path("table1", row, seed, root),
+                           _pose_result("table1", row, seed, v, dist, matched=v + 10 if seed >= 2 else None))
+    s = {r["row"]: r for r in X.summarize("table1", root)}
+    gap = s["bottleneck_real"]["diff"]["pckh"]
+    assert gap["n"] == 4 and gap["mean"] == pytest.approx(np.mean([10, 11, 15, 18]))
+    assert s["bottleneck_real"]["diff"]["pckh_matched"]["n"] == 2  # only the new-protocol seeds
+    assert s["bottleneck_real"]["scores"]["pckh_matched"]["mean"] == pytest.approx(72.0)
+    rep = X.report("table1", root)
+    assert "| Bottleneck (real) | 56.5 ± 6.6 (4) | " in rep  # std of 50, 52, 60, 64 (ddof 1) = 6.61
+    assert f"{gap['mean']:+.1f} [{gap['lo']:+.1f}, {gap['hi']:+.1f}] (4)" in rep
+    # PCKh at another threshold comes from the stored distances; old files give "–"
+    t = X.summarize("table1", root, threshold=0.5)
+    assert t[0]["scores"]["pckh@"]["n"] == 2
+    d = np.array([[0.1 if j < round(60 / 100 * 16) else 3.0 for j in range(16)]])
+    from tinybin import metrics as M
+    assert X.score_of(X.load_results("table1", root)["bottleneck_real"][2], "pckh@", 0.5) == \
+        pytest.approx(M.pckh_from_distances(d, 0.5)["mean"])
+    assert "PCKh@0.5 %" in X.report("table1", root, threshold=0.5)
+    assert X.main(["report", "table1", "--results", root, "--threshold", "1.0"]) == 0
+
+
+def test_write_result_is_compact_and_round_trips(tmp_path):
+    obj = {"distances": [[0.1234, None, 2.0], [1e-4, 3.5, None]], "label": "MS [no 1x1], a, b",
+           "metrics": {"pckh_joints": [1.0, float("nan")], "nme_yaw": {"[0,30]": 1.5}}, "empty": []}
+    path = str(tmp_path / "r.json")
+    X.write_result(path, obj)
+    text = open(path).read()
+    assert "[0.1234,null,2.0]" in text
+    back = json.load(open(path))
+    assert back["distances"] == obj["distances"] and back["label"] == obj["label"]
+    assert back["metrics"]["nme_yaw"] == obj["metrics"]["nme_yaw"] and np.isnan(back["metrics"]["pckh_joints"][1])

@@ -216,3 +216,66 @@ def test_segmentation_scores_hand_case():
     assert np.isnan(s4["iu"][3]) and s4["mean_iu"] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="empty"):
         m.segmentation_scores(np.zeros((3, 3)))
+
+
+# ---------------------------------------------------------------- PCKh from stored distances, matched tolerance
+
+def test_pckh_from_distances_matches_pckh_and_hand_counts(rng):
+    gt = rng.uniform(0, 60, (40, 16, 2))
+    pred = gt + rng.normal(0, 3, gt.shape)
+    hs = rng.uniform(4, 8, 40)
+    vis = rng.random((40, 16)) > 0.2
+    d = m.normalized_distances(pred, gt, hs, vis)
+    for t in (0.2, 0.5, 1.3):
+        a, b = m.pckh(pred, gt, hs, vis, t), m.pckh_from_distances(d, t)
+        np.testing.assert_allclose(b["joints"], a["joints"])
+        assert b["mean"] == pytest.approx(a["mean"]) and b["mean_weighted"] == pytest.approx(a["mean_weighted"])
+        assert b["parts"] == pytest.approx(a["parts"])
+    # hand case: joint 0 at distances (0.5, 0.6, NaN) -> 1 of 2 correct at 0.5 (<= counts)
+    d = np.full((3, 16), 0.1)
+    d[:, 0] = [0.5, 0.6, np.nan]
+    r = m.pckh_from_distances(d, 0.5)
+    assert r["joints"][0] == 50.0 and r["joints"][1] == 100.0
+    assert r["mean"] == pytest.approx((50 + 13 * 100) / 14)
+    c = m.pckh_curve_from_distances(d, [0.0, 0.55, 1.0])
+    np.testing.assert_allclose(c["mean"], [0.0, (50 + 1300) / 14, 100.0])
+    with pytest.raises(ValueError, match="16"):
+        m.pckh_from_distances(np.zeros((3, 14)))
+
+
+def test_matched_threshold_hand_values():
+    # 3.2 cells of 4 px = 12.8 px; a 6.4-px head -> threshold 2
+    assert m.matched_threshold(64, 4, head_fraction=0.1) == pytest.approx(2.0)
+    assert m.matched_threshold(128, 4, head_fraction=0.1) == pytest.approx(1.0)
+    assert m.MPII_TOLERANCE_CELLS == pytest.approx(3.2)
+    with pytest.raises(ValueError):
+        m.matched_threshold(0)
+
+
+def test_mpii_crop_head_px_hand_case():
+    gt = np.zeros((2, 16, 2))
+    gt[:, 8] = (100, 100)
+    gt[:, 9] = (100, 60)          # head segment 40 px -> 200 * scale = 240 px, crop box 300 px
+    gt[:, 0] = (90, 300)
+    gt[:, 5] = (110, 300)         # ankles midpoint 240 px below the head top
+    hb = np.array([[[80, 60], [112, 84]]] * 2, float)   # diagonal 40 -> head size 24
+    vis = np.ones((2, 16))
+    vis[1, 0] = 0
+    np.testing.assert_allclose(m.mpii_crop_head_px(gt, hb, vis, "scale"), [24 * 256 / 300] * 2)
+    a = m.mpii_crop_head_px(gt, hb, vis, "ankles")
+    assert a[0] == pytest.approx(24 * 256 / 300) and np.isnan(a[1])
+    with pytest.raises(ValueError, match="method"):
+        m.mpii_crop_head_px(gt, hb, vis, "height")
+
+
+@pytest.mark.skipif(not MPII_MAT.exists(), reason=f"reference fixture not found at {MPII_MAT} "
+                    "(the shared fixtures folder ../shared/fixtures is absent)")
+def test_mpii_tolerance_constant_matches_fixture():
+    """The stored MPII head size in 256-px crop pixels is the fixture's median (MPII's scale rule),
+    and the head-and-ankles height estimate gives a larger head (shorter person), as documented."""
+    r = m.mpii_tolerance(str(MPII_MAT))
+    assert r["n"] == 2932
+    assert r["head_px"] == pytest.approx(m.MPII_CROP_HEAD_PX, abs=0.01)
+    assert r["tolerance_cells"] == pytest.approx(m.MPII_TOLERANCE_CELLS, abs=0.002)
+    a = m.mpii_tolerance(str(MPII_MAT), method="ankles")
+    assert a["n"] == 2051 and a["head_px"] == pytest.approx(29.97, abs=0.01)

@@ -1,28 +1,52 @@
-"""The paper's ablations as named experiments on downscaled synthetic data, a resumable runner,
-and a report that sets our numbers beside the paper's.
+"""The paper's ablations as named experiments on downscaled synthetic data, a resumable parallel
+runner, and a report that sets our numbers beside the paper's with paired confidence intervals.
 
     python -m tinybin.experiments list
-    python -m tinybin.experiments run table2 --seeds 3          # trains what is not done yet
-    python -m tinybin.experiments report table2                 # mean +- std over seeds vs paper
+    python -m tinybin.experiments run table2 --seeds 5 --jobs 2       # trains what is not done yet
+    python -m tinybin.experiments run table2 --scheduler tcp://host:8786   # on a Dask cluster
+    python -m tinybin.experiments calibrate --seeds 1 --jobs 2        # validation split only
+    python -m tinybin.experiments report table2                       # means, paired differences
 
-Every (experiment, row, seed) trains once; its result is one small JSON file
-`results/<experiment>/<row>__seed<k>.json` (metrics, parameter counts at the downscaled and at the
-paper's scale, training time, configs, seed) under the current directory, or under `--results DIR`. Files are written atomically and finished runs are
-skipped, so an interrupted `run` resumes where it stopped. The report is computed from the JSON
-files alone, so it reproduces exactly from the committed `results/`.
+Every (experiment, row, seed) trains once; its result is one JSON file
+`results/<experiment>/<row>__seed<k>.json` under the current directory (or `--results DIR`) (metrics, per-sample distances, parameter counts at the
+downscaled and at the paper's scale, training time, configs, seed). Files are written atomically
+by the process that runs the experiment (worker processes and Dask workers return the dict), and
+finished runs are skipped, so an interrupted `run` resumes where it stopped. The report is
+computed from the JSON files alone, so it reproduces exactly from the committed `results/`.
 
-Scale. All rows use `HourGlass.downscaled` (R = 64, F = 64, D = 3, stem F/4..F) on
-`tinybin.data.SyntheticPose` / `SyntheticFace` with a fixed finite training set (so that augmentation
-matters, as it does on MPII) and the paper's recipe (RMSprop, sigmoid loss, lr drops) for a short
-budget. Scores are PCKh@0.5 in % (pose), NME in % of the box size (faces; lower is better) and
-mean IU in % (segmentation). The paper's numbers are MPII / AFLW2000-3D / 300W at full scale: we
-compare orderings and gaps, not absolute values.
+Protocol (DESIGN.md section 7). All rows use `HourGlass.downscaled` (R = 64, F = 64, D = 3) on the
+synthetic sets with a fixed finite training set (so augmentation matters, as on MPII) and RMSprop
+with the sigmoid loss. Pose results report PCKh@0.5 (the paper's formula at our scale) and
+`pckh_matched`, PCKh at the threshold whose tolerance in heatmap cells equals MPII's at 256 px
+(`tinybin.metrics.matched_threshold`, 2.06 head sizes at R = 64), with flip testing; every test
+sample's normalised per-joint distances are stored (`distances`), so any threshold can be
+recomputed (`report --threshold T`). Faces store the per-image NME (`nme_per_image`).
+
+Splits. Each seed k generates three disjoint synthetic splits (train, val, test; distinct sample
+seeds). The tables are evaluated on test. Everything chosen from data -- learning rate, warm-up,
+latent clipping, the number of steps -- is chosen by the `calibration` and `pilot` experiments,
+which build only the train and val splits (`make_data(..., splits=("train", "val"))`): they cannot
+read the test split.
+
+Recipe. `RECIPE` holds the optimiser settings for binary and real networks; a recipe file
+(`--recipe file.json`: {"steps": ..., "binary": {...}, "real": {...}}) or the CLI flags (--lr,
+--steps, --warmup, --clip-latent, ...) override it. Precedence, low to high: `BUDGET`, the
+experiment's own steps / eval interval, the recipe (its top level, then its binary / real part),
+the row's training overrides, the CLI flags. Whenever a layer sets `lr` without `lr_end`, the
+schedule ends at lr / 5 (four drops, as the paper's 2.5e-4 -> 5e-5).
+
+Scores are PCKh in % (pose), NME in % of the box size (faces; lower is better) and mean IU in %
+(segmentation). The paper's numbers are MPII / AFLW2000-3D / 300W at full scale: we compare
+orderings and gaps, not absolute values.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,13 +57,15 @@ import numpy as np
 # nothing is ever written next to the installed package.
 RESULTS = "results"
 
-# The standard budget of one ablation run: 900 steps of batch 16, about 4 minutes on the 2-core
-# machine. The learning rate is 20x the paper's 2.5e-4 because the budget is ~300x shorter; it was
-# calibrated once on binary and real hpm nets (600 steps: 1e-3 -> 17.6 / 28.4 PCKh at difficulty
-# 0.5, 5e-3 -> 29.8 / 50.9 at difficulty 0.3) and is the same for every row. Difficulty 0.3: a
-# "predict the mean pose" baseline scores 16.4 PCKh, the real hpm net ~51, the binary nets 26-30.
+# The budget of one ablation run before calibration: 900 steps of batch 16 (the committed Table 1-2
+# results of the first protocol used it). The calibration and pilot experiments set their own steps;
+# `RECIPE` (or a recipe file) sets the optimiser per network kind.
 BUDGET = dict(steps=900, batch_size=16, lr=5e-3, lr_end=1e-3, eval_samples=400)
 DATA = dict(n_train=3000, n_test=400, resolution=64, difficulty=0.3)
+LR_DROP = 0.2  # lr_end / lr when a recipe layer sets lr alone (the paper's 2.5e-4 -> 5e-5)
+
+# Optimiser recipe per network kind, merged over BUDGET (see the module docstring).
+RECIPE: dict[str, dict] = {"binary": {}, "real": {}}
 
 
 @dataclass
@@ -61,6 +87,17 @@ class Experiment:
     source: str                      # paper table / figure
     metric: str                      # pckh | nme | mean_iu
     rows: list[Row]
+    reference: str | None = None     # row the report's paired differences are taken against
+    split: str = "test"              # split the metrics are computed on: test | val
+    steps: int | None = None         # the experiment's default budget (else BUDGET's)
+    eval_every: int = 0              # periodic evaluation on the val split (val experiments only)
+    comparisons: tuple = ()          # extra paired differences: (label, (exp, row), (exp, row))
+
+    def row(self, name: str) -> Row:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise ValueError(f"{self.name}: unknown row {name!r}; choose from {[r.name for r in self.rows]}")
 
 
 def _pose(name, label, paper=None, pp=None, **net):
@@ -72,7 +109,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("table1", "Real vs binary bottleneck hourglass", "Table 1", "pckh", [
         _pose("bottleneck_real", "Bottleneck (real)", 76.5, "3.5M", block="bottleneck", binary=False),
         _pose("bottleneck_binary", "Bottleneck (binary)", 67.2, "3.5M", block="bottleneck", binary=True),
-    ]),
+    ], reference="bottleneck_binary",
+       comparisons=(("HPM: real (table3 hpm_real) - binary (table2 hpm)", ("table3", "hpm_real"), ("table2", "hpm")),)),
     Experiment("table2", "Binary blocks", "Table 2", "pckh", [
         _pose("bottleneck", "Bottleneck (original) (Fig. 7a)", 67.2, "3.5M", block="bottleneck"),
         _pose("wide", "Wider (Fig. 7b)", 70.7, "11.3M", block="wide"),
@@ -81,12 +119,12 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         _pose("wide_no1x1", "Bottleneck (wider) + no 1x1", 69.5, "5.8M", block="wide_no1x1"),
         _pose("hpm_f192", "HPM at 3/4 width (Fig. 1b)", 72.7, "4.0M", block="hpm", width=48),
         _pose("hpm", "HPM, Ours final (Fig. 7e)", 76.0, "6.2M", block="hpm"),
-    ]),
+    ], reference="bottleneck"),
     Experiment("table3", "Real-valued blocks of similar size", "Table 3", "pckh", [
         _pose("bottleneck_wider_real", "Bottleneck (wider), real", 83.1, "7.0M", block="bottleneck",
               binary=False, block_opts={"mid_ratio": 0.75}),
         _pose("hpm_real", "HPM (Ours, final), real", 85.5, "6.2M", block="hpm", binary=False),
-    ]),
+    ], reference="bottleneck_wider_real"),
     Experiment("table4", "Augmentation, loss, pooling, +ReLU", "Table 4", "pckh", [
         _pose("no_aug", "Ours - No Aug.", 72.1, "6.2M", block="hpm", train={"augment": False}),
         _pose("l2", "Ours - L2 loss", 73.8, "6.2M", block="hpm", train={"loss": "mse"}),
@@ -131,25 +169,96 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     ]),
 ]}
 
+
+
+def _lr_name(lr: float) -> str:
+    m, e = f"{lr:.1e}".split("e")
+    return f"{float(m):g}e{int(e)}"
+
+
+def _calibration_rows() -> list[Row]:
+    """16 (network, lr, warm-up, clipping) cells of the validation sweep (issue: calibration).
+
+    binary hpm: lr in {2.5e-4, 1e-3, 2.5e-3, 5e-3} x latent clipping to [-1, 1] off/on (8);
+    real hpm: the same four lr (4); linear warm-up over 10% of the budget where it can matter, at
+    the two largest lr: binary hpm (clipped) and real hpm (4). The schedule ends at lr / 5.
+    """
+    rows = []
+    lrs = (2.5e-4, 1e-3, 2.5e-3, 5e-3)
+    for lr in lrs:
+        for clip in (None, 1.0):
+            tag = "clip" if clip else "noclip"
+            rows.append(Row(f"hpm_binary_lr{_lr_name(lr)}_{tag}", f"binary HPM, lr {lr:g}, {tag}",
+                            net={"block": "hpm", "binary": True},
+                            train={"lr": lr, "lr_end": lr * LR_DROP, "clip_latent": clip, "warmup_steps": 0}))
+    for lr in lrs:
+        rows.append(Row(f"hpm_real_lr{_lr_name(lr)}", f"real HPM, lr {lr:g}", net={"block": "hpm", "binary": False},
+                        train={"lr": lr, "lr_end": lr * LR_DROP, "clip_latent": None, "warmup_steps": 0}))
+    for lr in lrs[2:]:
+        rows.append(Row(f"hpm_binary_lr{_lr_name(lr)}_clip_warmup", f"binary HPM, lr {lr:g}, clip, warm-up",
+                        net={"block": "hpm", "binary": True},
+                        train={"lr": lr, "lr_end": lr * LR_DROP, "clip_latent": 1.0, "warmup_fraction": 0.1}))
+        rows.append(Row(f"hpm_real_lr{_lr_name(lr)}_warmup", f"real HPM, lr {lr:g}, warm-up",
+                        net={"block": "hpm", "binary": False},
+                        train={"lr": lr, "lr_end": lr * LR_DROP, "clip_latent": None, "warmup_fraction": 0.1}))
+    return rows
+
+
+EXPERIMENTS["calibration"] = Experiment(
+    "calibration", "Learning rate, warm-up and latent clipping on the validation split", "protocol", "pckh",
+    _calibration_rows(), split="val", steps=2000, eval_every=250)
+EXPERIMENTS["pilot"] = Experiment(
+    "pilot", "Budget pilot: validation curves at the chosen recipe", "protocol", "pckh", [
+        _pose("hpm", "binary HPM", block="hpm"),
+        _pose("bottleneck", "binary bottleneck", block="bottleneck"),
+        _pose("bottleneck_real", "real bottleneck", block="bottleneck", binary=False),
+        _pose("multiscale_no1x1", "binary MS without 1x1", block="multiscale_no1x1"),
+    ], reference="bottleneck", split="val", steps=6000, eval_every=500)
+
 # Paper numbers for Table 12 (300W test, mean IU %) are not printed per row in the text we have;
 # they stay None rather than guessed.
 
 
 # ---- data ------------------------------------------------------------------------------------
 
+SPLITS = ("train", "val", "test")
+
+
 def make_data(kind: str, seed: int = 0, n_train: int | None = None, n_test: int | None = None,
-              resolution: int | None = None, difficulty: float | None = None):
-    """(train, test) synthetic sets for `kind`, a key of `tinybin.data.KINDS` (pose | face |
-    segmentation), made by the kind's generator with `DATA`'s sizes unless given."""
+              resolution: int | None = None, difficulty: float | None = None,
+              splits: tuple[str, ...] = ("train", "test")):
+    """Synthetic sets for `kind`, a key of `tinybin.data.KINDS` (pose | face | segmentation), made
+    by the kind's generator with `DATA`'s sizes unless given, one per name in `splits`.
+
+    Default (train, test). The val split has n_test samples and its own sample seeds; a split not
+    named is never constructed (the calibration experiments pass ("train", "val")).
+    """
     from .data import get_kind
     gen = get_kind(kind).generator
+    bad = [s for s in splits if s not in SPLITS]
+    if bad or not splits:
+        raise ValueError(f"make_data: splits must be a non-empty subset of {SPLITS}, got {splits!r}")
     d = dict(DATA)
     for k, v in dict(n_train=n_train, n_test=n_test, resolution=resolution, difficulty=difficulty).items():
         if v is not None:
             d[k] = v
-    tr = gen(d["n_train"], resolution=d["resolution"], seed=seed, difficulty=d["difficulty"], split="train")
-    te = gen(d["n_test"], resolution=d["resolution"], seed=seed, difficulty=d["difficulty"], split="test")
-    return tr, te
+    out = []
+    for split in splits:
+        n = d["n_train"] if split == "train" else d["n_test"]
+        ds = gen(n, resolution=d["resolution"], seed=seed, difficulty=d["difficulty"], split=split)
+        out.append(ds)
+    return tuple(out)
+
+
+def synthetic_head_fraction(n: int = 2000, resolution: int = 64, difficulty: float | None = None,
+                            seed: int = 0) -> float:
+    """Median head size / crop side of SyntheticPose crops (training split, no augmentation).
+
+    The denominator of the matched PCKh threshold (`tinybin.metrics`, step 3 of the derivation);
+    `metrics.SYNTHETIC_POSE_HEAD_FRACTION` stores it at the defaults.
+    """
+    (train,) = make_data("pose", seed, n_train=n, resolution=resolution, difficulty=difficulty, splits=("train",))
+    return float(np.median(train.batch(np.arange(n))["head_size"]) / resolution)
 
 
 # ---- one run -----------------------------------------------------------------------------------
@@ -158,23 +267,82 @@ def result_path(exp: str, row: str, seed: int, root: str = RESULTS) -> str:
     return os.path.join(root, exp, f"{row}__seed{seed}.json")
 
 
-def run_one(exp: Experiment, row: Row, seed: int, root: str = RESULTS, quick: bool = False,
-            progress: bool = True, overrides: dict | None = None) -> dict:
-    """Train and evaluate one (row, seed); write and return its result dict."""
+def load_recipe(path: str) -> dict:
+    """Read a recipe file: {"steps": .., "binary": {...}, "real": {...}}; top-level keys other than
+    binary / real apply to both. Returns {"all": {...}, "binary": {...}, "real": {...}}."""
+    from .train import TrainConfig
+    with open(path) as fh:
+        raw = json.load(fh)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a recipe is a JSON object")
+    out = {"all": {k: v for k, v in raw.items() if k not in ("binary", "real")},
+           "binary": dict(raw.get("binary", {})), "real": dict(raw.get("real", {}))}
+    known = set(TrainConfig.__dataclass_fields__) | {"warmup_fraction"}
+    for part in out.values():
+        unknown = set(part) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown training settings {sorted(unknown)}")
+    return out
+
+
+def train_settings(exp: Experiment, row: Row, overrides: dict | None = None, recipe: dict | None = None) -> dict:
+    """The merged training settings of one row (precedence in the module docstring)."""
+    binary = bool(row.net.get("binary", True))
+    rec = RECIPE if recipe is None else recipe
+    layers = [dict(BUDGET)]
+    exp_layer = {}
+    if exp.steps:
+        exp_layer["steps"] = exp.steps
+    if exp.eval_every:
+        exp_layer["eval_every"] = exp.eval_every
+    layers += [exp_layer, dict(rec.get("all", {})), dict(rec.get("binary" if binary else "real", {})),
+               dict(row.train), dict(overrides or {})]
+    kw: dict = {}
+    for layer in layers:
+        if "lr" in layer and "lr_end" not in layer:
+            layer["lr_end"] = layer["lr"] * LR_DROP
+        if "warmup_steps" in layer:
+            kw.pop("warmup_fraction", None)
+        kw.update(layer)
+    if "warmup_fraction" in kw:
+        kw["warmup_steps"] = int(round(kw.pop("warmup_fraction") * kw["steps"]))
+    return kw
+
+
+def _json_rows(a: np.ndarray) -> list:
+    """Nested lists with None for NaN (valid JSON)."""
+    return [[None if not math.isfinite(v) else v for v in map(float, r)] for r in np.asarray(a)]
+
+
+def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick: bool = False,
+            progress: bool = True, overrides: dict | None = None, recipe: dict | None = None,
+            write: bool | None = None) -> dict:
+    """Train and evaluate one (row, seed); return its result dict, and write it under `root`.
+
+    write: default True for full runs (root defaults to results/) and, for quick runs, only when a
+    `root` is given. Experiments with split "val" build only the train and val splits.
+    """
     from . import count_parameters
     from .models import HourGlass
-    from .train import TrainConfig, Trainer, evaluate, write_json
+    from .train import TrainConfig, Trainer, evaluate
 
-    budget = dict(BUDGET)
+    if write is None:
+        write = (not quick) or root is not None
+    root = RESULTS if root is None else root
+    train_kw = train_settings(exp, row, overrides, recipe)
     data_kw = {}
     if quick:  # a smoke-sized run so every code path executes in CI
-        budget.update(steps=4, batch_size=4, eval_samples=16)
+        train_kw.update(steps=4, batch_size=4, eval_samples=16, finetune_steps=min(train_kw.get("finetune_steps", 0), 2),
+                        warmup_steps=min(train_kw.get("warmup_steps", 0), 2))
         data_kw = dict(n_train=32, n_test=16, resolution=32)
-    train_kw = {**budget, **row.train, **(overrides or {})}
-    if quick:
-        train_kw.update(steps=min(train_kw["steps"], 4), finetune_steps=min(train_kw.get("finetune_steps", 0), 2))
+        train_kw.update(overrides or {})  # explicit flags still win (benchmarks set --steps)
+        if train_kw.get("eval_every") and "eval_every" not in (overrides or {}):
+            train_kw["eval_every"] = max(1, train_kw["steps"] // 2)
+    val_mode = exp.split == "val"
+    if not val_mode:
+        train_kw["eval_every"] = 0  # no periodic look at the test split
     eval_n = train_kw.pop("eval_samples")
-    cfg = TrainConfig(seed=seed, eval_samples=eval_n, **train_kw)
+    cfg = TrainConfig(seed=seed, eval_samples=eval_n, flip_test=row.data != "segmentation", **train_kw)
     net_kw = dict(row.net)
     if quick:
         net_kw.update(width=16, depth=2, resolution=32)  # 16: every block can split it
@@ -186,45 +354,202 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str = RESULTS, quick: bo
         paper_params = count_parameters(HourGlass.paper(width=paper_width, seed=None, **paper_net))
     except TypeError:
         paper_params = None
-    train, test = make_data(row.data, seed=seed, **data_kw)
+    splits = ("train", "val") if val_mode else ("train", "test")
+    train, evalset = make_data(row.data, seed=seed, splits=splits, **data_kw)
     t0 = time.time()
-    trainer = Trainer(net, train, cfg, val=test, progress=progress)
+    trainer = Trainer(net, train, cfg, val=evalset if val_mode else None, progress=progress)
     history = trainer.fit(resume=False)
     train_time = time.time() - t0
-    res = evaluate(net, test, eval_n)
-    metrics = {k: v for k, v in res.items() if k not in ("errors",)}
+    res = evaluate(net, evalset, eval_n, flip=cfg.flip_test, return_distances=True)
+    metrics = {k: v for k, v in res.items() if k not in ("errors", "distances")}
     out = {
         "experiment": exp.name, "row": row.name, "label": row.label, "seed": seed, "quick": quick,
-        "metrics": metrics, "errors": res.get("errors"),
+        "split": exp.split, "metrics": metrics,
         "params": count_parameters(net), "paper_scale_params": paper_params,
         "paper": row.paper, "paper_params": row.paper_params,
-        "train_time_s": round(train_time, 1), "step_time_s": round(trainer.train_time / max(cfg.total_steps(net.config["stacks"]), 1), 4),
-        "net_config": net.config, "train_config": asdict(cfg), "data": {"kind": row.data, **DATA, **data_kw},
+        "train_time_s": round(train_time, 1),
+        "step_time_s": round(trainer.train_time / max(cfg.total_steps(net.config["stacks"]), 1), 4),
+        "net_config": net.config, "train_config": asdict(cfg),
+        "data": {"kind": row.data, **DATA, **data_kw, "splits": list(splits)},
         "loss_first": float(np.mean(history["loss"][:20])), "loss_last": float(np.mean(history["loss"][-20:])),
         "loss_curve": [round(float(v), 5) for v in history["loss"][:: max(1, len(history["loss"]) // 100)]],
     }
-    if not quick:
-        write_json(result_path(exp.name, row.name, seed, root), out)
+    if "distances" in res:
+        out["distances"] = _json_rows(res["distances"])
+    elif row.data == "face":
+        out["nme_per_image"] = [round(float(v), 6) for v in res["errors"]]
+    if val_mode:
+        ev = history.get("eval_metrics", [])
+        out["val_curve"] = {"step": list(history["eval_step"]),
+                            **{k: [e.get(k) for e in ev] for k in (ev[0] if ev else {})}}
+    if write:
+        write_result(result_path(exp.name, row.name, seed, root), out)
     return out
 
 
-def run(name: str, seeds: int = 3, root: str = RESULTS, rows: list[str] | None = None, quick: bool = False,
-        progress: bool = True, first_seed: int = 0) -> list[dict]:
-    """Train every (row, seed) of experiment `name` whose result file does not exist yet."""
+_LEAF_LIST = re.compile(r"\[[\s\d.,eE+\-nulNaIfity]*\]")
+
+
+def write_result(path: str, obj: dict) -> None:
+    """Atomic JSON write with lists of numbers on one line each (distances stay compact)."""
+    from .serialization import _atomic_write
+    text = json.dumps(obj, indent=1, sort_keys=True, allow_nan=True)
+    text = _LEAF_LIST.sub(lambda m: "[" + ",".join(p.strip() for p in m.group(0)[1:-1].split(",")) + "]"
+                          if m.group(0)[1:-1].strip() else "[]", text)
+    _atomic_write(path, ".json", "w", lambda fh: fh.write(text + "\n"))
+
+
+# ---- many runs: local processes or a Dask cluster ------------------------------------------------
+
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
+               "TINYBIN_BLAS_THREADS")
+
+
+@contextlib.contextmanager
+def _single_thread_env():
+    """Set the thread-count variables to 1 while worker processes are spawned (they read them
+    before importing NumPy / Numba), then restore this process's environment."""
+    old = {k: os.environ.get(k) for k in _THREAD_ENV}
+    os.environ.update({k: "1" for k in _THREAD_ENV})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _job(exp_name: str, row_name: str, seed: int, quick: bool, overrides: dict | None,
+         recipe: dict | None) -> dict:
+    """One (row, seed) in a worker process or on a Dask worker: single-threaded, returns the dict."""
+    from .threads import set_num_threads
+    set_num_threads(1)
+    exp = get(exp_name)
+    return run_one(exp, exp.row(row_name), seed, quick=quick, progress=False, overrides=overrides,
+                   recipe=recipe, write=False)
+
+
+def default_jobs() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def run(name: str, seeds: int = 3, root: str | None = None, rows: list[str] | None = None, quick: bool = False,
+        progress: bool = True, first_seed: int = 0, jobs: int = 1, scheduler=None,
+        overrides: dict | None = None, recipe: dict | None = None) -> list[dict]:
+    """Train every (row, seed) of experiment `name` whose result file does not exist yet.
+
+    jobs == 1 and no scheduler: one after the other in this process. jobs > 1: that many spawned
+    worker processes, each single-threaded. scheduler: the address of a Dask scheduler (or a
+    `dask.distributed.Client`); the jobs run on its workers. In every case this process writes
+    the returned result files, which are identical up to the timing fields. Quick runs write only
+    when `root` is given. Returns the results of all (row, seed) in (seed, row) order.
+    """
     exp = get(name)
-    done = []
+    write = (not quick) or root is not None
+    root = RESULTS if root is None else root
+    if rows:
+        for r in rows:
+            exp.row(r)
+    todo, found = [], {}
     for seed in range(first_seed, first_seed + seeds):
         for row in exp.rows:
             if rows and row.name not in rows:
                 continue
             path = result_path(exp.name, row.name, seed, root)
-            if os.path.exists(path) and not quick:
+            if write and os.path.exists(path):
                 with open(path) as fh:
-                    done.append(json.load(fh))
-                continue
-            print(f"[{exp.name}] {row.name} seed {seed}", flush=True)
-            done.append(run_one(exp, row, seed, root, quick=quick, progress=progress))
+                    found[(row.name, seed)] = json.load(fh)
+            else:
+                todo.append((row.name, seed))
+    if scheduler is not None:
+        found.update(_run_dask(exp, todo, scheduler, root, write, quick, progress, overrides, recipe))
+    elif jobs > 1 and len(todo) > 1:
+        found.update(_run_pool(exp, todo, jobs, root, write, quick, progress, overrides, recipe))
+    else:
+        for row_name, seed in todo:
+            print(f"[{exp.name}] {row_name} seed {seed}", flush=True)
+            found[(row_name, seed)] = run_one(exp, exp.row(row_name), seed, root if write else None, quick=quick,
+                                              progress=progress, overrides=overrides, recipe=recipe, write=write)
+    order = [(r.name, s) for s in range(first_seed, first_seed + seeds) for r in exp.rows
+             if not rows or r.name in rows]
+    return [found[k] for k in order if k in found]
+
+
+def _bar(total: int, desc: str, progress: bool):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        return None
+    kw = {} if progress else {"disable": True}  # else TQDM_DISABLE=1 still silences it
+    return tqdm(total=total, desc=desc, unit="job", dynamic_ncols=True, **kw)
+
+
+def _collect(exp, pending, get_result, root, write, progress, what):
+    """Write each finished job's result; report failures after the others have finished."""
+    done, failed = {}, []
+    bar = _bar(len(pending), f"{exp.name} ({what})", progress)
+    try:
+        for key, result in get_result():
+            row_name, seed = key
+            if isinstance(result, BaseException):
+                failed.append((key, result))
+                print(f"[{exp.name}] {row_name} seed {seed} failed: {type(result).__name__}: {result}",
+                      file=sys.stderr, flush=True)
+            else:
+                if write:
+                    write_result(result_path(exp.name, row_name, seed, root), result)
+                done[key] = result
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(pending)} jobs failed, first: {failed[0][0]}: "
+                           f"{type(failed[0][1]).__name__}: {failed[0][1]}") from failed[0][1]
     return done
+
+
+def _run_pool(exp, todo, jobs, root, write, quick, progress, overrides, recipe):
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    ctx = mp.get_context("spawn")
+    with _single_thread_env(), ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as ex:
+        futs = {ex.submit(_job, exp.name, r, s, quick, overrides, recipe): (r, s) for r, s in todo}
+
+        def results():
+            for f in as_completed(futs):
+                e = f.exception()
+                yield futs[f], (e if e is not None else f.result())
+        try:
+            return _collect(exp, todo, results, root, write, progress, f"{min(jobs, len(todo))} processes")
+        except KeyboardInterrupt:
+            for f in futs:
+                f.cancel()
+            raise
+
+
+def _run_dask(exp, todo, scheduler, root, write, quick, progress, overrides, recipe):
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError:
+        raise ValueError("--scheduler needs dask.distributed: pip install 'tinybin[cluster]'") from None
+    own = not isinstance(scheduler, Client)
+    client = Client(scheduler) if own else scheduler
+    try:
+        futs = {client.submit(_job, exp.name, r, s, quick, overrides, recipe, pure=False,
+                              key=f"tinybin-{exp.name}-{r}-{s}-{time.time_ns()}"): (r, s) for r, s in todo}
+
+        def results():
+            for f in as_completed(list(futs)):
+                e = f.exception()
+                yield futs[f], (e if e is not None else f.result())
+        return _collect(exp, todo, results, root, write, progress, "dask")
+    finally:
+        if own:
+            client.close()
 
 
 def get(name: str) -> Experiment:
@@ -254,47 +579,197 @@ def load_results(name: str, root: str = RESULTS) -> dict[str, list[dict]]:
     return out
 
 
-def score_of(result: dict, metric: str) -> float:
+def _distances(result: dict) -> np.ndarray | None:
+    d = result.get("distances")
+    if d is None:
+        return None
+    return np.array([[np.nan if v is None else v for v in row] for row in d], np.float64)
+
+
+def score_of(result: dict, metric: str, threshold: float | None = None) -> float | None:
+    """One result's score. metric: pckh | pckh_matched | nme | mean_iu, or "pckh@" with
+    `threshold` (recomputed from the stored distances). None where the result cannot give it
+    (results of the first protocol have no distances and no pckh_matched)."""
+    from . import metrics as M
     m = result["metrics"]
-    return float(m["mean_iu"] * 100 if metric == "mean_iu" and m["mean_iu"] <= 1 else m[metric])
+    if metric == "mean_iu":
+        return float(m["mean_iu"] * 100 if m["mean_iu"] <= 1 else m["mean_iu"])
+    if metric in ("pckh", "nme"):
+        return float(m[metric])
+    if metric == "pckh_matched" and m.get("pckh_matched") is not None:
+        return float(m["pckh_matched"])
+    d = _distances(result)
+    if d is None:
+        return None
+    if metric == "pckh_matched":
+        res = result.get("data", {}).get("resolution") or result.get("net_config", {}).get("resolution", 64)
+        threshold = M.matched_threshold(res)
+    elif metric != "pckh@" or threshold is None:
+        raise ValueError(f"score_of: unknown metric {metric!r}")
+    return M.pckh_from_distances(d, threshold)["mean"]
 
 
-def summarize(name: str, root: str = RESULTS) -> list[dict]:
-    """One dict per row: label, n seeds, mean, std (ddof=1 when n > 1), params, paper values."""
+def _mean_std(vals: list[float]) -> dict:
+    v = np.array(vals, np.float64)
+    return dict(n=len(v), mean=float(v.mean()) if len(v) else None,
+                std=float(v.std(ddof=1)) if len(v) > 1 else (0.0 if len(v) else None))
+
+
+def paired_difference(a: dict[int, float], b: dict[int, float], level: float = 0.95) -> dict:
+    """Mean and t-interval of a[s] - b[s] over the seeds s present in both (None scores skipped).
+
+    half = t_{(1+level)/2, n-1} * sd / sqrt(n) with sd the sample std (ddof 1) of the differences;
+    n < 2 gives half = None. Returns dict(n, mean, half, lo, hi, seeds).
+    """
+    from scipy import stats
+    seeds = sorted(s for s in set(a) & set(b) if a[s] is not None and b[s] is not None)
+    d = np.array([a[s] - b[s] for s in seeds], np.float64)
+    n = len(d)
+    if n == 0:
+        return dict(n=0, mean=None, half=None, lo=None, hi=None, seeds=[])
+    mean = float(d.mean())
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1) / math.sqrt(n)) if n > 1 else None
+    return dict(n=n, mean=mean, half=half, lo=None if half is None else mean - half,
+                hi=None if half is None else mean + half, seeds=seeds)
+
+
+def _metric_keys(exp: Experiment, threshold: float | None) -> list[str]:
+    if exp.metric != "pckh":
+        return [exp.metric]
+    return ["pckh", "pckh_matched"] + (["pckh@"] if threshold is not None else [])
+
+
+def _by_seed(results: list[dict], key: str, threshold: float | None) -> dict[int, float | None]:
+    return {r["seed"]: score_of(r, key, threshold) for r in results}
+
+
+def summarize(name: str, root: str = RESULTS, threshold: float | None = None) -> list[dict]:
+    """One dict per row: label, n seeds, mean, std (ddof=1 when n > 1) of the experiment's metric,
+    params, minutes, paper values; `scores` {metric: mean/std/n} and `diff` {metric: paired
+    difference against the experiment's reference row} for pckh and pckh_matched (pose)."""
     exp = get(name)
     res = load_results(name, root)
+    keys = _metric_keys(exp, threshold)
+    ref = res.get(exp.reference, []) if exp.reference else []
     rows = []
     for row in exp.rows:
         rs = res[row.name]
-        vals = np.array([score_of(r, exp.metric) for r in rs], np.float64)
-        rows.append(dict(row=row.name, label=row.label, n=len(vals),
-                         mean=float(vals.mean()) if len(vals) else None,
-                         std=float(vals.std(ddof=1)) if len(vals) > 1 else (0.0 if len(vals) else None),
-                         values=vals.tolist(),
+        scores, diff = {}, {}
+        for k in keys:
+            by = _by_seed(rs, k, threshold)
+            scores[k] = _mean_std([v for v in by.values() if v is not None])
+            if exp.reference and row.name != exp.reference:
+                diff[k] = paired_difference(by, _by_seed(ref, k, threshold))
+        main = scores[exp.metric]
+        vals = [v for v in _by_seed(rs, exp.metric, None).values()]
+        rows.append(dict(row=row.name, label=row.label, n=main["n"], mean=main["mean"], std=main["std"],
+                         values=vals, scores=scores, diff=diff,
                          params=rs[0]["params"] if rs else None,
                          paper_scale_params=rs[0].get("paper_scale_params") if rs else None,
                          minutes=float(np.mean([r["train_time_s"] for r in rs]) / 60) if rs else None,
+                         matched_threshold=next((r["metrics"].get("matched_threshold") for r in rs
+                                                 if r["metrics"].get("matched_threshold") is not None), None),
                          paper=row.paper, paper_params=row.paper_params))
     return rows
 
 
-def report(name: str, root: str = RESULTS) -> str:
-    """Markdown table of experiment `name` from its result files."""
+def _fmt_ms(s: dict) -> str:
+    return "–" if not s["n"] else f"{s['mean']:.1f} ± {s['std']:.1f} ({s['n']})"
+
+
+def _fmt_diff(d: dict | None) -> str:
+    if not d or not d["n"]:
+        return "–"
+    if d["half"] is None:
+        return f"{d['mean']:+.1f} (1)"
+    return f"{d['mean']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}] ({d['n']})"
+
+
+def report(name: str, root: str = RESULTS, threshold: float | None = None) -> str:
+    """Markdown table of experiment `name` from its result files.
+
+    Per row: mean ± std over seeds and, against the reference row, the paired difference over the
+    seeds both rows have: mean [95% t-interval] (pairs), at PCKh@0.5 and at pckh_matched (pose),
+    and at PCKh@`threshold` recomputed from the stored distances when given. "–": not available
+    (e.g. results of the first protocol have no pckh_matched).
+    """
     exp = get(name)
-    unit = {"pckh": "PCKh@0.5 %", "nme": "NME % (lower is better)", "mean_iu": "mean IU %"}[exp.metric]
-    lines = [f"### {exp.source}: {exp.title}", "",
-             f"| row | ours: {unit}, mean ± std (seeds) | paper | params (ours, downscaled) "
-             f"| params at paper scale (ours / paper) | train min/run |",
-             "|---|---|---|---|---|---|"]
-    for s in summarize(name, root):
-        ours = "not run" if not s["n"] else f"{s['mean']:.1f} ± {s['std']:.1f} ({s['n']})"
-        paper = "–" if s["paper"] is None else f"{s['paper']}"
+    summ = summarize(name, root, threshold)
+    keys = _metric_keys(exp, threshold)
+    ref_label = exp.row(exp.reference).label if exp.reference else None
+    mt = next((s["matched_threshold"] for s in summ if s["matched_threshold"] is not None), None)
+    names = {"pckh": "PCKh@0.5 %", "nme": "NME % (lower is better)", "mean_iu": "mean IU %",
+             "pckh_matched": "PCKh matched" + (f" (@{mt:.2f}) %" if mt else " %"),
+             "pckh@": f"PCKh@{threshold:g} %" if threshold is not None else ""}
+    head = ["row"]
+    for k in keys:
+        head.append(f"{names[k]}, mean ± std (seeds)")
+        if exp.reference:
+            head.append(f"{names[k].split(' %')[0]}: Δ vs ref, mean [95% CI] (pairs)")
+    head += ["paper"] + (["paper Δ vs ref"] if exp.reference else []) + [
+        "params (ours, downscaled)", "params at paper scale (ours / paper)", "train min/run"]
+    lines = [f"### {exp.source}: {exp.title}", ""]
+    if exp.reference:
+        lines += [f"Reference row: {ref_label}. Δ = row - reference, paired over shared seeds.", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    paper_ref = exp.row(exp.reference).paper if exp.reference else None
+    for s in summ:
+        cells = [s["label"]]
+        for k in keys:
+            cells.append("not run" if not s["n"] and k == exp.metric else _fmt_ms(s["scores"][k]))
+            if exp.reference:
+                cells.append("ref" if s["row"] == exp.reference else _fmt_diff(s["diff"].get(k)))
+        cells.append("–" if s["paper"] is None else f"{s['paper']}")
+        if exp.reference:
+            cells.append("ref" if s["row"] == exp.reference else
+                         ("–" if s["paper"] is None or paper_ref is None else f"{s['paper'] - paper_ref:+.1f}"))
         if not s["n"]:
-            lines.append(f"| {s['label']} | not run | {paper} | – | – / {s['paper_params'] or '–'} | – |")
+            cells += ["–", f"– / {s['paper_params'] or '–'}", "–"]
+        else:
+            pp = "–" if s["paper_scale_params"] is None else f"{s['paper_scale_params'] / 1e6:.2f}M"
+            cells += [f"{s['params']:,}", f"{pp} / {s['paper_params'] or '–'}", f"{s['minutes']:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    if exp.comparisons:
+        lines += ["", "| comparison | " + " | ".join(f"{names[k].split(' %')[0]}: Δ, mean [95% CI] (pairs)"
+                                                  for k in keys) + " |", "|---|" + "---|" * len(keys)]
+        for label, (ea, ra), (eb, rb) in exp.comparisons:
+            a = load_results(ea, root).get(ra, [])
+            b = load_results(eb, root).get(rb, [])
+            cells = [_fmt_diff(paired_difference(_by_seed(a, k, threshold), _by_seed(b, k, threshold)))
+                     for k in keys]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def curves_report(name: str, root: str = RESULTS) -> str:
+    """Validation curves of a val experiment (calibration, pilot): per row and checkpoint step, the
+    mean over seeds of pckh / pckh_matched, and the paired difference against the reference row."""
+    exp = get(name)
+    res = load_results(name, root)
+    lines = [f"### {exp.title} (validation split)", ""]
+    keys = ("pckh", "pckh_matched")
+    ref = {r["seed"]: r for r in res.get(exp.reference, [])} if exp.reference else {}
+    for row in exp.rows:
+        rs = [r for r in res[row.name] if r.get("val_curve")]
+        if not rs:
             continue
-        pp = "–" if s["paper_scale_params"] is None else f"{s['paper_scale_params'] / 1e6:.2f}M"
-        lines.append(f"| {s['label']} | {ours} | {paper} | {s['params']:,} | {pp} / {s['paper_params'] or '–'} "
-                     f"| {s['minutes']:.1f} |")
+        steps = rs[0]["val_curve"]["step"]
+        head = ["step", *keys] + ([f"Δ {k} vs ref" for k in keys] if exp.reference and row.name != exp.reference
+                                  else [])
+        lines += [f"{row.label} ({len(rs)} seeds)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for i, st in enumerate(steps):
+            cells = [str(st)]
+            for k in keys:
+                v = [r["val_curve"][k][i] for r in rs if k in r["val_curve"] and i < len(r["val_curve"][k])]
+                cells.append(f"{np.mean(v):.1f}" if v else "–")
+            if exp.reference and row.name != exp.reference:
+                for k in keys:
+                    a = {r["seed"]: r["val_curve"][k][i] for r in rs if i < len(r["val_curve"].get(k, []))}
+                    b = {s: r["val_curve"][k][i] for s, r in ref.items()
+                         if r.get("val_curve") and i < len(r["val_curve"].get(k, []))}
+                    cells.append(_fmt_diff(paired_difference(a, b)))
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -327,6 +802,39 @@ def parts_report(name: str, root: str = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def _overrides(a) -> dict:
+    """CLI training overrides (only the flags that were given)."""
+    o = {}
+    for flag, key in (("steps", "steps"), ("lr", "lr"), ("lr_end", "lr_end"), ("warmup", "warmup_steps"),
+                      ("eval_every", "eval_every"), ("eval_samples", "eval_samples"), ("batch_size", "batch_size")):
+        v = getattr(a, flag, None)
+        if v is not None:
+            o[key] = v
+    if getattr(a, "clip_latent", None) is not None:
+        o["clip_latent"] = None if a.clip_latent <= 0 else a.clip_latent
+    return o
+
+
+def _add_run_args(r, seeds: int) -> None:
+    r.add_argument("--seeds", type=int, default=seeds)
+    r.add_argument("--first-seed", type=int, default=0)
+    r.add_argument("--rows", nargs="*", default=None, help="only these rows")
+    r.add_argument("--results", default=None, help="results folder (default: results/; quick runs write "
+                                                    "only when it is given)")
+    r.add_argument("--quick", action="store_true", help="tiny smoke runs")
+    r.add_argument("--jobs", type=int, default=None, help="worker processes (default: number of cores)")
+    r.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786")
+    r.add_argument("--recipe", default=None, help="recipe JSON: {\"steps\": .., \"binary\": {..}, \"real\": {..}}")
+    r.add_argument("--steps", type=int, default=None)
+    r.add_argument("--lr", type=float, default=None, help="learning rate (lr_end = lr / 5 unless given)")
+    r.add_argument("--lr-end", type=float, default=None)
+    r.add_argument("--warmup", type=int, default=None, help="linear warm-up steps")
+    r.add_argument("--clip-latent", type=float, default=None, help="clamp latent weights to [-c, c]; 0: off")
+    r.add_argument("--eval-every", type=int, default=None, help="validation interval (val experiments)")
+    r.add_argument("--eval-samples", type=int, default=None)
+    r.add_argument("--batch-size", type=int, default=None)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tinybin.experiments",
                                  description="Run the paper's ablations on downscaled synthetic data.")
@@ -334,29 +842,43 @@ def main(argv=None) -> int:
     sub.add_parser("list", help="list the experiments and their rows")
     r = sub.add_parser("run", help="train every (row, seed) not done yet (resumable)")
     r.add_argument("experiment", nargs="+", help=f"one or more of {sorted(EXPERIMENTS)}")
-    r.add_argument("--seeds", type=int, default=3)
-    r.add_argument("--first-seed", type=int, default=0)
-    r.add_argument("--rows", nargs="*", default=None, help="only these rows")
-    r.add_argument("--results", default=RESULTS, help="results folder (default: ./results)")
-    r.add_argument("--quick", action="store_true", help="tiny smoke runs, nothing written")
+    _add_run_args(r, 3)
+    c = sub.add_parser("calibrate", help="the calibration sweep on the validation split (results/calibration)")
+    _add_run_args(c, 1)
     p = sub.add_parser("report", help="print tables from the result files")
     p.add_argument("experiment", nargs="*", help="default: all")
     p.add_argument("--results", default=RESULTS, help="results folder (default: ./results)")
+    p.add_argument("--threshold", type=float, default=None, help="also PCKh at this threshold, from distances")
+    p.add_argument("--curves", action="store_true", help="validation curves (calibration, pilot)")
     a = ap.parse_args(argv)
     try:
         if a.cmd == "list":
             for e in EXPERIMENTS.values():
-                print(f"{e.name:<9} {e.source:<24} {e.title}")
+                print(f"{e.name:<12} {e.source:<24} {e.title}")
                 for row in e.rows:
-                    print(f"    {row.name:<24} {row.label}")
-        elif a.cmd == "run":
-            for name in a.experiment:
-                run(name, a.seeds, a.results, a.rows, a.quick, first_seed=a.first_seed)
-                if not a.quick:
-                    print(report(name, a.results))
+                    print(f"    {row.name:<34} {row.label}")
+        elif a.cmd in ("run", "calibrate"):
+            names = ["calibration"] if a.cmd == "calibrate" else a.experiment
+            recipe = load_recipe(a.recipe) if a.recipe else None
+            jobs = default_jobs() if a.jobs is None else a.jobs
+            if jobs < 1:
+                raise ValueError(f"--jobs must be >= 1, got {jobs}")
+            for name in names:
+                exp = get(name)
+                over = _overrides(a)
+                if exp.name == "calibration" and set(over) & {"lr", "lr_end", "warmup_steps", "clip_latent"}:
+                    raise ValueError("calibration rows set lr, warm-up and clipping themselves; "
+                                     "only --steps, --eval-every, --eval-samples, --batch-size apply")
+                run(name, a.seeds, a.results, a.rows, a.quick, first_seed=a.first_seed, jobs=jobs,
+                    scheduler=a.scheduler, overrides=over, recipe=recipe)
+                if not a.quick or a.results:
+                    root = a.results or RESULTS
+                    print(report(name, root))
+                    if exp.split == "val":
+                        print(curves_report(name, root))
         else:
             for name in a.experiment or list(EXPERIMENTS):
-                print(report(name, a.results))
+                print(curves_report(name, a.results) if a.curves else report(name, a.results, a.threshold))
                 print()
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -54,6 +54,8 @@ class TrainConfig:
     sigma: float = 1.0                # Gaussian std in heatmap pixels
     stride: int = 4                   # input pixels per heatmap pixel
     clip_latent: float | None = None  # clamp latent binary weights to [-c, c]
+    warmup_steps: int = 0             # linear warm-up: lr * (t + 1) / warmup_steps for t < warmup_steps
+    flip_test: bool = False           # evaluations during fit() average the mirrored crop's maps
     eval_every: int = 0               # 0: only at the end
     eval_samples: int = 256
     ckpt_every: int = 0               # 0: only at the end (when out_dir is set)
@@ -162,8 +164,8 @@ METRICS: dict[str, Callable[..., dict]] = {}
 
 
 def register_metric(name: str):
-    """Decorator: make an evaluation `fn(net, batch, stride, batch_size) -> dict` available to data
-    kinds by `name`. The dict holds the scores, "score" (higher is better) and may hold "pred",
+    """Decorator: make an evaluation `fn(net, batch, stride, batch_size, flip_perm=None,
+    matched_threshold=None) -> dict` available to data kinds by `name`. The dict holds the scores, "score" (higher is better) and may hold "pred",
     "gt", "annotated" (returned by `evaluate` only with return_predictions=True)."""
     def deco(fn):
         METRICS[name] = fn
@@ -172,13 +174,23 @@ def register_metric(name: str):
 
 
 def evaluate(net: Module, data, n: int | None = None, kind: str | None = None, stride: int = 4,
-             batch_size: int = 32, return_predictions: bool = False) -> dict:
+             batch_size: int = 32, return_predictions: bool = False, flip: bool = False,
+             matched_threshold: float | None = None, return_distances: bool = False) -> dict:
     """Paper metrics on the first `n` samples of `data` (no augmentation).
 
     The data kind (`kind`, else `data.kind`) names the metric (`tinybin.data.KINDS`, `METRICS`):
-    pose: PCKh@0.5 (per joint, parts, mean over 14 joints, count-weighted mean) and PCKh@0.2;
-    face: NME (box normaliser, %) mean, by |yaw| bin, AUC@0.07 and failure rate;
+    pose: PCKh@0.5 (per joint, parts, mean over 14 joints, count-weighted mean), PCKh@0.2,
+      ``pckh_matched`` = PCKh at ``matched_threshold`` (default
+      ``metrics.matched_threshold(R, stride)``: MPII's tolerance in heatmap cells, see
+      ``tinybin.metrics``) and the PCKh curve over thresholds 0..3. Every PCKh number is computed
+      from the normalised distances rounded to 4 decimals (NaN where not annotated), returned as
+      ``distances`` (n, K) with ``return_distances``, so a report recomputes it exactly from them.
+    face: NME (box normaliser, %) mean, by |yaw| bin, AUC@0.07 and failure rate; ``errors`` is
+      the per-image NME (plain ratio), from which any CED / AUC can be recomputed.
     segmentation: pixel accuracy, mean accuracy, mean IU (confusion over the whole set).
+
+    flip: flip testing (heatmaps only): average the maps of the crop and of its mirror image,
+    joints swapped by ``data.flip_perm``; recorded as ``flip_test`` in the result.
     """
     kind = kind or getattr(data, "kind", "pose")
     score = METRICS[get_kind(kind).metric]
@@ -187,15 +199,26 @@ def evaluate(net: Module, data, n: int | None = None, kind: str | None = None, s
         raise ValueError("evaluate: needs at least one sample")
     batch = data.batch(np.arange(n))
     res: dict[str, Any] = {"kind": kind, "n": n}
-    res.update(score(net, batch, stride, batch_size))
+    perm = None
+    if flip:
+        perm = getattr(data, "flip_perm", None)
+        if perm is None:
+            perm = get_kind(kind).flip_perm
+        if perm is None:
+            raise ValueError(f"evaluate: flip testing needs a flip permutation; data kind {kind!r} has none")
+    res["flip_test"] = bool(flip)
+    res.update(score(net, batch, stride, batch_size, flip_perm=perm, matched_threshold=matched_threshold))
     preds = {k: res.pop(k) for k in ("pred", "gt", "annotated") if k in res}
     if return_predictions:
         res.update(preds)
+    if not return_distances:
+        res.pop("distances", None)
     return res
 
 
 @register_metric("mean_iu")
-def score_segmentation(net: Module, batch: dict, stride: int = 4, batch_size: int = 32) -> dict:
+def score_segmentation(net: Module, batch: dict, stride: int = 4, batch_size: int = 32,
+                       flip_perm=None, matched_threshold=None) -> dict:
     """Pixel accuracy, mean accuracy and mean IU of the argmax labels (confusion over the batch)."""
     maps = predict(net, batch["image"], batch_size)
     labels = mask_targets(batch["mask"], maps.shape[1:3], stride)
@@ -207,27 +230,39 @@ def score_segmentation(net: Module, batch: dict, stride: int = 4, batch_size: in
 
 
 @register_metric("pckh")
-def score_pose(net: Module, batch: dict, stride: int = 4, batch_size: int = 32) -> dict:
-    """PCKh@0.5 (per joint, parts, mean, count-weighted mean), PCKh@0.2, per-image errors."""
-    pred, _ = predict_points(net, batch["image"], stride, batch_size)
+def score_pose(net: Module, batch: dict, stride: int = 4, batch_size: int = 32,
+               flip_perm=None, matched_threshold: float | None = None) -> dict:
+    """PCKh@0.5 (per joint, parts, mean, count-weighted mean), PCKh@0.2, PCKh at the matched
+    threshold, the PCKh curve, per-image errors and the (n, K) distances they all come from."""
+    pred, _ = predict_points(net, batch["image"], stride, batch_size, flip_perm=flip_perm)
     gt = batch["points"]
     ann = annotated(batch) > 0
-    r = metrics.pckh(pred, gt, batch["head_size"], ann, threshold=0.5)
-    r2 = metrics.pckh(pred, gt, batch["head_size"], ann, threshold=0.2)
-    res: dict[str, Any] = dict(pckh=float(r["mean"]), pckh_weighted=float(r["mean_weighted"]),
-                               pckh_joints=np.asarray(r["joints"]).tolist(),
-                               pckh_parts={k: float(v) for k, v in r["parts"].items()}, pckh02=float(r2["mean"]))
+    d = np.round(metrics.normalized_distances(pred, gt, batch["head_size"], ann), 4)
+    mt = metrics.matched_threshold(batch["image"].shape[1], stride) if matched_threshold is None \
+        else float(matched_threshold)
+    r = metrics.pckh_from_distances(d, 0.5)
+    curve = metrics.pckh_curve_from_distances(d)
+    res: dict[str, Any] = dict(
+        pckh=r["mean"], pckh_weighted=r["mean_weighted"], pckh_joints=np.asarray(r["joints"]).tolist(),
+        pckh_parts={k: float(v) for k, v in r["parts"].items()},
+        pckh02=metrics.pckh_from_distances(d, 0.2)["mean"],
+        pckh_matched=metrics.pckh_from_distances(d, mt)["mean"], matched_threshold=mt,
+        pckh_curve={"thresholds": curve["thresholds"].tolist(),
+                    "pckh": [round(float(v), 4) for v in curve["mean"]]})
     res["score"] = res["pckh"]
-    d = metrics.normalized_distances(pred, gt, batch["head_size"], ann)
-    res["errors"] = np.nanmean(np.where(ann, d, np.nan), axis=1).tolist()  # per image, head units
+    res["distances"] = d
+    with np.errstate(all="ignore"):
+        res["errors"] = np.nanmean(d, axis=1).tolist()  # per image, head units
     res["pred"], res["gt"], res["annotated"] = pred, gt, ann
     return res
 
 
 @register_metric("nme")
-def score_face(net: Module, batch: dict, stride: int = 4, batch_size: int = 32) -> dict:
-    """NME (box normaliser, %), by |yaw| bin when the batch has yaw, AUC@0.07, failure rate."""
-    pred, _ = predict_points(net, batch["image"], stride, batch_size)
+def score_face(net: Module, batch: dict, stride: int = 4, batch_size: int = 32,
+               flip_perm=None, matched_threshold=None) -> dict:
+    """NME (box normaliser, %), by |yaw| bin when the batch has yaw, AUC@0.07, failure rate;
+    ``errors`` is the per-image NME (plain ratio), from which any CED / AUC can be recomputed."""
+    pred, _ = predict_points(net, batch["image"], stride, batch_size, flip_perm=flip_perm)
     gt = batch["points"]
     ann = annotated(batch) > 0
     e = metrics.nme(pred, gt, norm="box", visible=ann)
@@ -272,7 +307,7 @@ class Trainer:
         self.stacks = int(getattr(net, "config", {}).get("stacks", 1))
         self.step = 0
         self.history: dict[str, list] = {"step": [], "loss": [], "lr": [], "time": [],
-                                         "eval_step": [], "eval_score": []}
+                                         "eval_step": [], "eval_score": [], "eval_metrics": []}
         self.train_time = 0.0
         self._phase = None
         self._setup_phase(0)
@@ -329,6 +364,9 @@ class Trainer:
         phase = self._phase_of(step)
         self._setup_phase(phase)
         lr = self.sched.step(step - self._phase_start)
+        t = step - self._phase_start
+        if t < self.cfg.warmup_steps:  # linear warm-up from lr / warmup_steps (each phase)
+            lr = self.opt.lr = lr * (t + 1) / self.cfg.warmup_steps
         batch = self.batch_for_step(step)
         self.net.train()
         self.opt.zero_grad()
@@ -388,9 +426,12 @@ class Trainer:
         return self.history
 
     def _periodic_eval(self) -> dict:
-        r = evaluate(self.net, self.val, self.cfg.eval_samples, kind=self.kind, stride=self.cfg.stride)
+        r = evaluate(self.net, self.val, self.cfg.eval_samples, kind=self.kind, stride=self.cfg.stride,
+                     flip=self.cfg.flip_test)
         self.history["eval_step"].append(self.step)
         self.history["eval_score"].append(r["score"])
+        self.history.setdefault("eval_metrics", []).append(
+            {k: r[k] for k in ("pckh", "pckh_matched", "nme", "auc07", "mean_iu") if k in r})
         if self.on_eval:
             self.on_eval(self.step, r)
         return r

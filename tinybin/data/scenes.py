@@ -189,7 +189,7 @@ def _finish(img, rng, R, d):
 
 
 def _sample_seed(seed, split, index):
-    split_id = {"train": 0, "test": 1}[split]
+    split_id = {"train": 0, "test": 1, "val": 2}[split]
     return np.random.default_rng(np.random.SeedSequence([int(seed), split_id, int(index)]))
 
 

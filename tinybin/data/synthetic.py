@@ -18,8 +18,8 @@ class _Synthetic:
 
     def __init__(self, n: int, resolution: int = 64, seed: int = 0, difficulty: float = 0.5, split: str = "train"):
         name = type(self).__name__
-        if split not in ("train", "test"):
-            raise ValueError(f"{name}: split must be 'train' or 'test', got {split!r}")
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"{name}: split must be 'train', 'val' or 'test', got {split!r}")
         if not 0.0 <= difficulty <= 1.0:
             raise ValueError(f"{name}: difficulty must be in [0, 1], got {difficulty!r}")
         if int(resolution) != resolution or resolution < 16:
