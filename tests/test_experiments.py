@@ -195,3 +195,30 @@ def test_write_result_is_compact_and_round_trips(tmp_path):
     back = json.load(open(path))
     assert back["distances"] == obj["distances"] and back["label"] == obj["label"]
     assert back["metrics"]["nme_yaw"] == obj["metrics"]["nme_yaw"] and np.isnan(back["metrics"]["pckh_joints"][1])
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """A run killed mid-way resumes from `.partial/` and gives the uninterrupted run's result."""
+    from tinybin.train import Trainer
+    exp = X.get("table1")
+    row = exp.row("bottleneck_binary")
+    over = {"steps": 6, "ckpt_every": 2}
+    whole = X.run_one(exp, row, 0, root=str(tmp_path / "a"), quick=True, progress=False, overrides=over)
+
+    real_step = Trainer.train_step
+
+    def dies_at_5(self, step):
+        if step == 5:
+            raise KeyboardInterrupt
+        return real_step(self, step)
+
+    monkeypatch.setattr(Trainer, "train_step", dies_at_5)
+    with pytest.raises(KeyboardInterrupt):
+        X.run_one(exp, row, 0, root=str(tmp_path / "b"), quick=True, progress=False, overrides=over)
+    partial = X.partial_dir("table1", "bottleneck_binary", 0, str(tmp_path / "b"))
+    assert os.path.exists(os.path.join(partial, "checkpoint.npz"))
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    resumed = X.run_one(exp, row, 0, root=str(tmp_path / "b"), quick=True, progress=False, overrides=over)
+    assert not os.path.exists(partial)
+    timing = {"train_time_s", "step_time_s"}
+    assert {k: v for k, v in resumed.items() if k not in timing} == {k: v for k, v in whole.items() if k not in timing}

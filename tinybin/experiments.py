@@ -47,6 +47,8 @@ import json
 import math
 import os
 import re
+import shutil
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -341,6 +343,9 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
     val_mode = exp.split == "val"
     if not val_mode:
         train_kw["eval_every"] = 0  # no periodic look at the test split
+    work = partial_dir(exp.name, row.name, seed, root) if write else None
+    if work:  # a killed run resumes from its last checkpoint (bit-exact, see tinybin.train)
+        train_kw.setdefault("ckpt_every", CKPT_EVERY)
     eval_n = train_kw.pop("eval_samples")
     cfg = TrainConfig(seed=seed, eval_samples=eval_n, flip_test=row.data != "segmentation", **train_kw)
     net_kw = dict(row.net)
@@ -357,8 +362,8 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
     splits = ("train", "val") if val_mode else ("train", "test")
     train, evalset = make_data(row.data, seed=seed, splits=splits, **data_kw)
     t0 = time.time()
-    trainer = Trainer(net, train, cfg, val=evalset if val_mode else None, progress=progress)
-    history = trainer.fit(resume=False)
+    trainer = Trainer(net, train, cfg, val=evalset if val_mode else None, progress=progress, out_dir=work)
+    history = trainer.fit(resume=work is not None)
     train_time = time.time() - t0
     res = evaluate(net, evalset, eval_n, flip=cfg.flip_test, return_distances=True)
     metrics = {k: v for k, v in res.items() if k not in ("errors", "distances")}
@@ -367,7 +372,7 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
         "split": exp.split, "metrics": metrics,
         "params": count_parameters(net), "paper_scale_params": paper_params,
         "paper": row.paper, "paper_params": row.paper_params,
-        "train_time_s": round(train_time, 1),
+        "train_time_s": round(max(train_time, trainer.train_time), 1), "code": code_version(),
         "step_time_s": round(trainer.train_time / max(cfg.total_steps(net.config["stacks"]), 1), 4),
         "net_config": net.config, "train_config": asdict(cfg),
         "data": {"kind": row.data, **DATA, **data_kw, "splits": list(splits)},
@@ -384,6 +389,36 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
                             **{k: [e.get(k) for e in ev] for k in (ev[0] if ev else {})}}
     if write:
         write_result(result_path(exp.name, row.name, seed, root), out)
+    if work:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+CKPT_EVERY = 500  # steps between the checkpoints of a run in progress
+
+
+def partial_dir(exp: str, row: str, seed: int, root: str = RESULTS) -> str:
+    """Checkpoints of a run in progress: `<root>/.partial/<exp>/<row>__seed<k>/` (not committed;
+    removed once the result file is written). An interrupted `run` resumes from here."""
+    return os.path.join(root, ".partial", exp, f"{row}__seed{seed}")
+
+
+def code_version() -> dict:
+    """Which code made a result: the tinybin version and, in a git checkout, the commit and whether
+    the tree had uncommitted changes (None outside a checkout)."""
+    from . import __version__
+    out: dict = {"tinybin": __version__, "commit": None, "dirty": None}
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        rev = subprocess.run(["git", "-C", here, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        if rev.returncode == 0:
+            out["commit"] = rev.stdout.strip()
+            st = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no", "--", "."],
+                                capture_output=True, text=True, timeout=10)
+            out["dirty"] = bool(st.stdout.strip()) if st.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        pass
     return out
 
 
