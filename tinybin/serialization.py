@@ -399,8 +399,9 @@ def check_values(name: str, v: np.ndarray) -> None:
 def estimate_size(config: dict) -> tuple[int, int]:
     """(parameters, activations per image) of an HourGlass config, without building it.
 
-    An upper-bound estimate: every block is counted as at most three 3x3 layers reading
-    (in + 2F*m) channels (m = max(1, mid_ratio)), plus a 1x1 projection and BatchNorm; the stem,
+    An upper-bound estimate: every block B(in -> F) is counted as 9*in*Fm + 9*Fm^2 + 2*in*F
+    weights (Fm = F * max(1, mid_ratio): a 3x3 reading the input, 3x3s among the branch widths,
+    1x1s and the projection shortcut) plus BatchNorm; the stem,
     heads and inter-stack projections exactly. Activations: the stem maps plus ~12 F-channel maps
     at R/4 per block (the 2x2 poolings only shrink them), per stack. tests/test_robustness.py
     checks actual <= estimate <= 16 * actual over all blocks and options.
@@ -413,7 +414,7 @@ def estimate_size(config: dict) -> tuple[int, int]:
     Fm = F * m
 
     def block(cin: int) -> float:
-        return 9 * (cin + 2 * Fm) * Fm * 3 + cin * F + 8 * (cin + 3 * Fm)
+        return 9 * cin * Fm + 9 * Fm * Fm + 2 * cin * F + 8 * (cin + 3 * Fm)
 
     stem = 3 * 49 * F / 4 + F + 4 * F / 4 + block(F / 4) + block(F / 2) + block(F / 2)
     cin = 2 * F if improved else F
