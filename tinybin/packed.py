@@ -207,8 +207,8 @@ def _read_validated(path: str):
             raise ValueError(f"{path}: packed index has shape {z.entries['packed/index'].shape}, expected "
                              f"({len(names)}, {len(_INDEX_COLUMNS)}) for its {len(names)} units")
         for k, e in z.entries.items():
-            if k.startswith("float/") and e.dtype.kind != "f":
-                raise ValueError(f"{path}: {k} has dtype {e.dtype}, expected a float array")
+            if k.startswith("float/") and e.dtype not in (np.float32, np.float64):
+                raise ValueError(f"{path}: {k} has dtype {e.dtype}, expected float32 (or float64)")
         declared = sum(e.size * (64 if e.dtype == np.uint64 else 1) for k, e in z.entries.items()
                        if e.dtype.kind != "U")
         config = check_config(meta["config"], path, declared)
@@ -290,6 +290,9 @@ def load(path, build: Callable[[dict], Module] | None = None) -> PackedNetwork:
         names = _swap_units(net, make)
         if sorted(names) != sorted(units):
             raise ValueError(f"{path}: the file's packed units do not match the network rebuilt from its config")
+        order = [n for n, _ in PackedNetwork(net, names).units()]
+        if order != list(units):  # two units of equal geometry must not trade weights
+            raise ValueError(f"{path}: the packed units are not listed in the network's order")
         expected = net.state_dict()
         keys = [k for k in z.entries if k.startswith("float/")]
         for k in keys:

@@ -263,7 +263,8 @@ class NpzReader:
                     got += n
                 if got != e.nbytes or fh.read(1):  # the read to EOF also checks the CRC
                     raise ValueError(f"size mismatch ({got} of {e.nbytes} bytes)")
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as err:
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError,
+                OverflowError) as err:
             raise ValueError(f"{self.path}: entry {name!r} is unreadable ({type(err).__name__}: {err})") from None
         if e.fortran:
             arr = arr.T
@@ -504,8 +505,8 @@ def _load_checked(module, z: NpzReader, strict: bool) -> dict[str, Any]:
         e, want = z.entries[k], expected.get(k[len("state/"):])
         if want is not None and e.shape != want.shape:
             raise ValueError(f"{path}: state dict: {k[6:]} has shape {e.shape}, the module expects {want.shape}")
-        if e.dtype.kind != "f":
-            raise ValueError(f"{path}: state dict: {k[6:]} has dtype {e.dtype}, expected a float array")
+        if e.dtype not in (np.float32, np.float64):
+            raise ValueError(f"{path}: state dict: {k[6:]} has dtype {e.dtype}, expected float32 (or float64)")
     state_bytes = sum(v.nbytes for v in expected.values())
     z.check_cap(8 * state_bytes + (64 << 20), "this module's checkpoint")
     state = {k[len("state/"):]: z.read(k) for k in state_names}
