@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import struct
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -46,6 +47,11 @@ MAX_JSON_DEPTH = 32
 MAX_COMPRESSION = 32                # uncompressed / compressed size of one zip member
 _F32_MAX = float(np.finfo(np.float32).max)
 
+
+# Everything zipfile and the .npy header parser raise for damaged input.
+_READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, SyntaxError, TypeError, KeyError,
+                IndexError, NotImplementedError, RuntimeError, OverflowError, struct.error,
+                UnicodeDecodeError, zipfile.LargeZipFile)
 
 # ---- writing ---------------------------------------------------------------------------------
 
@@ -176,7 +182,7 @@ class NpzReader:
             raise ValueError(f"{self.path}: is a directory, not a tinybin .npz file")
         try:
             self._zip = zipfile.ZipFile(self.path)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        except _READ_ERRORS as e:
             raise ValueError(self._not_npz(e)) from None
         try:
             self.entries: dict[str, Entry] = {}
@@ -219,8 +225,7 @@ class NpzReader:
                 else:
                     raise ValueError(f"unsupported .npy version {version}")
                 offset = fh.tell()
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, SyntaxError, TypeError,
-                KeyError, NotImplementedError, RuntimeError, MemoryError, OverflowError) as e:
+        except _READ_ERRORS as e:
             raise ValueError(f"{p}: entry {name!r} has a bad .npy header ({type(e).__name__}: {e})") from None
         if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None \
                 or dtype.kind not in "biufU" or dtype.itemsize == 0:
@@ -263,8 +268,7 @@ class NpzReader:
                     got += n
                 if got != e.nbytes or fh.read(1):  # the read to EOF also checks the CRC
                     raise ValueError(f"size mismatch ({got} of {e.nbytes} bytes)")
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError,
-                OverflowError) as err:
+        except _READ_ERRORS as err:
             raise ValueError(f"{self.path}: entry {name!r} is unreadable ({type(err).__name__}: {err})") from None
         if e.fortran:
             arr = arr.T
