@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import struct
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -48,10 +47,11 @@ MAX_COMPRESSION = 32                # uncompressed / compressed size of one zip 
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
-# Everything zipfile and the .npy header parser raise for damaged input.
-_READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, SyntaxError, TypeError, KeyError,
-                IndexError, NotImplementedError, RuntimeError, OverflowError, struct.error,
-                UnicodeDecodeError, zipfile.LargeZipFile)
+# What zipfile and the .npy header parser raise for damaged input (struct.error, TokenError,
+# NotImplementedError for odd zip versions, ...): every Exception except MemoryError, which a
+# reader that checks sizes first must never see.
+def _as_damaged(e: BaseException) -> bool:
+    return isinstance(e, Exception) and not isinstance(e, MemoryError)
 
 # ---- writing ---------------------------------------------------------------------------------
 
@@ -182,7 +182,9 @@ class NpzReader:
             raise ValueError(f"{self.path}: is a directory, not a tinybin .npz file")
         try:
             self._zip = zipfile.ZipFile(self.path)
-        except _READ_ERRORS as e:
+        except Exception as e:
+            if not _as_damaged(e):
+                raise
             raise ValueError(self._not_npz(e)) from None
         try:
             self.entries: dict[str, Entry] = {}
@@ -225,7 +227,9 @@ class NpzReader:
                 else:
                     raise ValueError(f"unsupported .npy version {version}")
                 offset = fh.tell()
-        except _READ_ERRORS as e:
+        except Exception as e:
+            if not _as_damaged(e):
+                raise
             raise ValueError(f"{p}: entry {name!r} has a bad .npy header ({type(e).__name__}: {e})") from None
         if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None \
                 or dtype.kind not in "biufU" or dtype.itemsize == 0:
@@ -268,7 +272,9 @@ class NpzReader:
                     got += n
                 if got != e.nbytes or fh.read(1):  # the read to EOF also checks the CRC
                     raise ValueError(f"size mismatch ({got} of {e.nbytes} bytes)")
-        except _READ_ERRORS as err:
+        except Exception as err:
+            if not _as_damaged(err):
+                raise
             raise ValueError(f"{self.path}: entry {name!r} is unreadable ({type(err).__name__}: {err})") from None
         if e.fortran:
             arr = arr.T
