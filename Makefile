@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test test-all venv bench notebooks clean
+.PHONY: demo test test-fast test-all venv bench notebooks clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,12 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m tinybin demo
 
+# the default suite, including the `wheel` test (installs a built wheel into a temporary venv)
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not wheel"
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q

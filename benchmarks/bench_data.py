@@ -7,13 +7,11 @@ paper's augmentation (rotation, scale, flip, colour), so you can check they keep
 (a downscaled batch-16 step takes ~0.25 s, i.e. needs ~64 samples/s).
 """
 import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import datasets as D  # noqa: E402
+from tinybin import data as D
 
 
 def rate(ds, augment, n=96):

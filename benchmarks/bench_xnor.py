@@ -36,8 +36,6 @@ import time
 import numba
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
 from tinybin.kernels import bitpack, xnor  # noqa: E402
 
 try:  # the float layer may not exist yet while the package is being written

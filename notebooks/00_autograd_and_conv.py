@@ -22,7 +22,6 @@
 
 # %%
 import os
-import sys
 import time
 
 # One BLAS thread and one Numba thread. On a busy 2-core machine the two thread pools otherwise
@@ -30,12 +29,6 @@ import time
 # is imported.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-
-# The repo root holds datasets.py, which is not installed into site-packages.
-HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
-ROOT = next((p for p in (HERE, os.path.dirname(HERE)) if os.path.exists(os.path.join(p, "datasets.py"))), HERE)
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 import matplotlib.pyplot as plt
 import numpy as np

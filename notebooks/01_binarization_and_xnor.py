@@ -28,7 +28,6 @@
 
 # %%
 import os
-import sys
 import tempfile
 import time
 
@@ -36,11 +35,6 @@ import time
 # single-core packed inference; the paper's CPU number is also single-core. Set before numpy.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-
-HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
-ROOT = next((p for p in (HERE, os.path.dirname(HERE)) if os.path.exists(os.path.join(p, "datasets.py"))), HERE)
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -528,7 +522,7 @@ plt.show()
 # **What bounds the speed-up.** Counted in 64-bit words, XNOR-popcount needs 64x fewer
 # operations than float MACs. That ratio is where XNOR-Net's CPU estimate of 58x comes from. A
 # CPU, however, does not run a word of popcount at the same rate as a float FMA.
-# `notes/packed-kernels.md` measured a Cascade Lake core, which has AVX-512 but no vector
+# Our prototype kernels were measured on a Cascade Lake core, which has AVX-512 but no vector
 # popcount instruction. There the best kernel counted about 2 words (128 binary MACs) per cycle,
 # against 32 float32 MACs per cycle for two FMA units: about **4x per MAC**. CPUs with
 # AVX512-VPOPCNTDQ/BITALG (Intel Ice Lake and later, AMD Zen 4 and later) count the bits of a
@@ -585,7 +579,7 @@ expected on CPU, not measured; the real-valued network took 0.67 s per image on 
 - One 3x3 binary layer {CI}->{CO} at {H_}x{W_}: packed {tl_float / tl_packed:.1f}x faster than our float path
   (im2col + sgemm) and {tl_gemm / tl_packed:.1f}x faster than the bare sgemm, i.e. {per_mac:.1f}x more binary MACs per
   second than OpenBLAS float MACs on this CPU ({cpu_name}, vector popcount: {'yes' if vpopcnt else 'no'}; on
-  the Cascade Lake of notes/packed-kernels.md the ceiling was about 4x).
+  a Cascade Lake core without it the ceiling was about 4x).
 - Whole network {BENCH_NET}: {t_float * 1e3:.0f} ms float vs {t_packed * 1e3:.1f} ms packed = {t_float / t_packed:.1f}x
   (vs the real-valued network, {t_real * 1e3:.0f} ms: {t_real / t_packed:.1f}x). One core.
 - The network's operation-count ratio is {ops_ratio:.0f}x (the paper's "up to 32x" counts 32-bit words). With the

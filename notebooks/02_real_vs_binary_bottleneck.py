@@ -11,7 +11,7 @@
 # are "up to 10 times smaller" than the real network's.
 #
 # **Data.** We do not use MPII. Everything here runs on the downscaled synthetic pose task of
-# `datasets.SyntheticPose` (64×64 crops, 16 MPII joints, a fixed training set of 3000 images),
+# `tinybin.data.SyntheticPose` (64×64 crops, 16 MPII joints, a fixed training set of 3000 images),
 # with `HourGlass.downscaled` (F = 64, D = 3) and the paper's recipe (RMSprop, sigmoid loss,
 # learning-rate drops). Absolute numbers cannot be compared with the paper's. What we compare are
 # the gaps and the orderings.
@@ -35,7 +35,6 @@
 # %%
 import copy
 import os
-import sys
 import time
 
 # One BLAS thread and one Numba thread: on a busy 2-core machine the two thread pools otherwise
@@ -43,10 +42,9 @@ import time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
+# The committed experiment results: results/ beside notebooks/ in the repository.
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
-ROOT = next((p for p in (HERE, os.path.dirname(HERE)) if os.path.exists(os.path.join(p, "datasets.py"))), HERE)
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+RESULTS = os.path.join(os.path.dirname(HERE), "results")
 
 import warnings
 
@@ -110,7 +108,7 @@ PAPER_TABLE1 = {   # paper Table 1: PCKh on MPII validation, (real, binary)
     "Hip": (78.1, 71.1), "Knee": (70.1, 58.2), "Ankle": (63.2, 53.4), "PCKh": (76.5, 67.2),
 }
 exp = E.get("table1")
-results = E.load_results("table1")
+results = E.load_results("table1", RESULTS)
 source = "results/table1"
 if not any(results.values()):
     if QUICK:   # every code path below still runs, on numbers that mean nothing

@@ -28,7 +28,6 @@
 
 # %%
 import os
-import sys
 import time
 
 # One BLAS thread and one Numba thread: on a busy 2-core machine the two thread pools otherwise
@@ -36,10 +35,9 @@ import time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
+# The committed experiment results: results/ beside notebooks/ in the repository.
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
-ROOT = next((p for p in (HERE, os.path.dirname(HERE)) if os.path.exists(os.path.join(p, "datasets.py"))), HERE)
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+RESULTS = os.path.join(os.path.dirname(HERE), "results")
 
 import warnings
 
@@ -134,7 +132,7 @@ param_ratio = np.array([c["ours"] / (c["paper"] * 1e6) for c in counts])
 # `tinybin.experiments.summarize("table2")`.
 
 # %%
-results = E.load_results("table2")
+results = E.load_results("table2", RESULTS)
 source = "results/table2"
 if not any(results.values()):
     if QUICK:   # every code path below still runs, on numbers that mean nothing
@@ -158,7 +156,7 @@ for row in exp.rows:
                         std=float(vals.std(ddof=1)) if len(vals) > 1 else (0.0 if len(vals) else None),
                         params=results[row.name][0]["params"] if len(vals) else None))
 if source == "results/table2":
-    for mine, lib in zip(summary, E.summarize("table2")):
+    for mine, lib in zip(summary, E.summarize("table2", RESULTS)):
         assert mine["n"] == lib["n"] and (mine["mean"] is None or abs(mine["mean"] - lib["mean"]) < 1e-9)
 done = [s for s in summary if s["n"]]
 if source is not None:

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
+
+import numpy as np
+
+from tinybin import data as datasets
+from tinybin.viz import contact_sheet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-import numpy as np  # noqa: E402
-
-import datasets  # noqa: E402
-from tinybin.viz import contact_sheet  # noqa: E402
 
 
 def main(argv=None) -> None:

@@ -11,13 +11,12 @@ command that makes them, not regenerated here.
 """
 import os
 import re
-import sys
+
+from tinybin import experiments
+from tinybin.models import parameter_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from tinybin import experiments  # noqa: E402
-from tinybin.models import parameter_table  # noqa: E402
+RESULTS = os.path.join(ROOT, "results")
 
 
 def counts_table() -> str:
@@ -42,9 +41,9 @@ def main():
         text = fh.read()
     text = replace(text, "counts", counts_table())
     for name in ("table1", "table2"):
-        text = replace(text, name, experiments.report(name))
+        text = replace(text, name, experiments.report(name, RESULTS))
     text = replace(text, "table1_parts", "Per part, mean over seeds (ours / paper):\n\n"
-                   + experiments.parts_report("table1"))
+                   + experiments.parts_report("table1", RESULTS))
     with open(path, "w") as fh:
         fh.write(text)
     print("README.md updated")

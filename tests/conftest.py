@@ -1,14 +1,12 @@
-"""Shared test set-up: Hypothesis profiles, seeds, and the repo root on sys.path (for datasets.py)."""
+"""Shared test set-up: Hypothesis profiles, seeds, the fixtures folder, and the `slow` and `wheel`
+markers (`wheel` tests build and install the package; `make test` runs them after the fast suite)."""
 import os
-import sys
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 FIXTURES = os.path.join(ROOT, "..", "shared", "fixtures")
 

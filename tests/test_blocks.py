@@ -10,7 +10,7 @@ import pytest
 
 import tinybin.functional as F
 from tinybin import Tensor, count_parameters, nn
-from tinybin.blocks import BLOCK_OPTIONS, BLOCKS, HPM, check_width, hpm_widths, make_block
+from tinybin.blocks import BLOCKS, HPM, hpm_widths, make_block
 from tinybin.gradcheck import check_grads, numerical_grad
 from tinybin.kernels import pool as pool_kernels
 
@@ -131,7 +131,7 @@ def conv_weights(m: nn.Module) -> int:
     return sum(p.data.size for name, p in m.named_parameters() if name.endswith("conv.weight"))
 
 
-# Hand counts for one 256 -> 256 block of the paper (notes/architecture.md §2)
+# Hand counts for one 256 -> 256 block of the paper
 PAPER_BLOCK_WEIGHTS = {
     "bottleneck": 256 * 128 + 9 * 128 * 128 + 128 * 256,                        # 212,992
     "wide": 256 * 256 + 9 * 256 * 256 + 256 * 256,                              # 720,896
@@ -214,14 +214,42 @@ def test_hpm_forward_is_concat_plus_identity(rng):
     np.testing.assert_allclose(b(x).data, want, rtol=1e-6, atol=1e-6)
 
 
+# The by-hand forwards below compare signs taken in two different float computations (the module's
+# and NumPy's), so they are built to leave no pre-sign value near zero: in eval mode, with every
+# binary weight +-1/2 (alpha = 1/2 exactly), inputs on the grid of multiples of 1/32, and every BN
+# set to mean 1/64, variance 1, gamma 1, beta 0. Each value a BN reads is then a multiple of 1/32
+# (the input, integer conv sums times 1/2, max-pooled or bilinearly upsampled with taps 1/4 and
+# 3/4), so BN(v) = (v - 1/64) / sqrt(1 + eps) is at least 1/64 away from zero in both, and every
+# number after a sign is exact: the outputs must be equal, not close.
+GRID = 32
+
+
+def _exact(block: nn.Module) -> nn.Module:
+    block.eval()
+    for m in block.modules():
+        if isinstance(m, nn.PreActConv):
+            m.conv.weight.data[...] = np.where(m.conv.weight.data >= 0, 0.5, -0.5)
+            m.bn.running_mean[...] = 0.5 / GRID
+            m.bn.running_var[...] = 1.0
+            m.bn.weight.data[...] = 1.0
+            m.bn.bias.data[...] = 0.0
+    return block
+
+
+def _grid_input(rng, shape) -> np.ndarray:
+    return (rng.integers(-2 * GRID, 2 * GRID, shape) / GRID).astype(np.float32)
+
+
 def _unit(p: nn.PreActConv, x: np.ndarray) -> np.ndarray:
-    """P(a->b, k) by hand in training mode: batch-stat BN -> sign -> conv(sign(W)) * alpha."""
-    mu, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
-    h = (x - mu) / np.sqrt(var + p.bn.eps) * p.bn.weight.data + p.bn.bias.data
-    h = np.where(h >= 0, 1.0, -1.0).astype(np.float32)
-    w = p.conv.weight.data
+    """P(a->b, k) by hand in eval mode: BN (running stats) -> sign -> conv(sign(W)) * alpha."""
+    assert not p.training
+    x = x.astype(np.float64)
+    h = (x - p.bn.running_mean) / np.sqrt(p.bn.running_var + p.bn.eps) * p.bn.weight.data + p.bn.bias.data
+    assert np.abs(h).min() > 0.9 / (2 * GRID)              # the margin the construction promises
+    h = np.where(h >= 0, 1.0, -1.0)
+    w = p.conv.weight.data.astype(np.float64)
     wb = np.where(w >= 0, 1.0, -1.0) * np.abs(w).mean(axis=(1, 2, 3))[:, None, None, None]
-    return F.conv2d_np(h, wb.astype(np.float32), None, 1, p.kernel_size // 2)
+    return F.conv2d_np(h, wb, None, 1, p.kernel_size // 2)
 
 
 def _up2(a: np.ndarray) -> np.ndarray:
@@ -242,8 +270,8 @@ def _up2(a: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("name", ["multiscale", "multiscale_no1x1"])
 def test_multiscale_forward_by_hand(name, rng):
-    b = make_block(name, 16, 16, rng=2)
-    x = rng.standard_normal((2, 8, 6, 16)).astype(np.float32)
+    b = _exact(make_block(name, 16, 16, rng=2))
+    x = _grid_input(rng, (2, 8, 6, 16))
     pool = x.reshape(2, 4, 2, 3, 2, 16).max(axis=(2, 4))
     r = b.right
     right = _up2(np.concatenate([_unit(r.a, pool), _unit(r.b2, _unit(r.b1, pool))], axis=-1))
@@ -252,14 +280,14 @@ def test_multiscale_forward_by_hand(name, rng):
         y = _unit(b.project, np.concatenate([left, right], axis=-1))
     else:
         y = np.concatenate([_unit(b.left, x), right], axis=-1)
-    np.testing.assert_allclose(b(Tensor(x)).data, y + x, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(b(Tensor(x)).data, y + x)
 
 
 def test_bottleneck_forward_by_hand(rng):
-    b = make_block("bottleneck", 8, 16, rng=3)
-    x = rng.standard_normal((2, 3, 3, 8)).astype(np.float32)
+    b = _exact(make_block("bottleneck", 8, 16, rng=3))
+    x = _grid_input(rng, (2, 3, 3, 8))
     y = _unit(b.conv3, _unit(b.conv2, _unit(b.conv1, x))) + _unit(b.shortcut, x)
-    np.testing.assert_allclose(b(Tensor(x)).data, y, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(b(Tensor(x)).data, y)
 
 
 def test_relu_after_conv_makes_branch_nonnegative(rng):
@@ -298,7 +326,7 @@ def test_make_block_errors():
         make_block("hpm", 8, 8)(Tensor(np.zeros((1, 4, 4, 6), np.float32)))
 
 
-def test_check_width_agrees_with_construction():
+def test_width_rule_agrees_with_construction():
     for name in BLOCKS:
         for cout in (4, 6, 8, 12, 16, 24):
             opts_list = [{}] + ([{"depth": 4}, {"cardinality": 2}] if name == "hpm" else [])
@@ -309,12 +337,20 @@ def test_check_width_agrees_with_construction():
                 except ValueError:
                     built = False
                 try:
-                    check_width(name, cout, **opts)
+                    BLOCKS[name].widths(cout, **opts)
                     ok = True
                 except ValueError:
                     ok = False
                 assert built == ok, (name, cout, opts)
-    assert set(BLOCK_OPTIONS) == set(BLOCKS)
+
+
+def test_block_options_come_from_the_constructors():
+    assert BLOCKS["bottleneck"].options() == ("mid_ratio",)
+    assert BLOCKS["wide"].options() == ()
+    assert BLOCKS["hpm"].options() == ("depth", "cardinality")
+    assert {n for n, c in BLOCKS.items() if c.spatial_multiple > 1} == {"multiscale", "multiscale_no1x1"}
+    with pytest.raises(ValueError, match="does not take"):
+        make_block("wide", 8, 8, mid_ratio=0.5)
 
 
 # ---- gradients -------------------------------------------------------------------------------

@@ -85,6 +85,19 @@ def test_help_of_every_subcommand():
     assert "200*SCALE" in r.stdout
 
 
+def test_cli_choices_come_from_the_registries():
+    from tinybin.__main__ import build_parser
+    from tinybin.blocks import BLOCKS
+    from tinybin.data import KINDS
+    from tinybin.losses import LOSSES
+    sub = next(a for a in build_parser()._actions if a.dest == "cmd").choices
+    opts = {a.dest: a for a in sub["train"]._actions}
+    assert list(opts["block"].choices) == list(BLOCKS)
+    assert list(opts["loss"].choices) == list(LOSSES) and opts["loss"].default is None
+    assert list(opts["data"].choices) == list(KINDS)
+    assert list({a.dest: a for a in sub["eval"]._actions}["data"].choices) == list(KINDS)
+
+
 def test_demo_quick_writes_its_files(tmp_path):
     env = {**os.environ, "TQDM_DISABLE": "1", "MPLBACKEND": "Agg"}
     r = subprocess.run([sys.executable, "-m", "tinybin", "demo", "--quick", "--out", str(tmp_path)],

@@ -28,7 +28,7 @@ def table():
 # ---- counts at paper scale --------------------------------------------------------------------
 
 def test_released_model_count_exact():
-    """The binary hpm hourglass equals the released model: 6,236,560 parameters (notes §3)."""
+    """The binary hpm hourglass equals the released model: 6,236,560 parameters (its printed layer list)."""
     net = HourGlass.paper()
     assert count_parameters(net) == 6_236_560
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
@@ -66,7 +66,7 @@ def test_paper_counts(table, key, tol, exact):
 
 
 def test_counts_the_paper_does_not_reproduce(table):
-    """Rows where the paper's number is off for every natural reading (notes §4): pinned, not hidden."""
+    """Rows where the paper's number is off for every natural reading: pinned, not hidden."""
     assert table[("Table 2", "HPM at 192 channels, Fig. 1b")]["params"] == 3_513_520      # paper 4.0M
     assert table[("Table 11", "2 stacks")]["params"] == 12_001_184                        # paper 11.0M
     # each extra stack costs the same: 6.24 -> 12.00 -> 17.77
@@ -145,8 +145,11 @@ def test_relu_after_conv_reaches_the_block_branches():
 
 
 def test_stacks_are_wired_as_fig12(rng):
-    """stack 2 reads stem + heat_proj(heatmaps 1) + features 1 (eval mode, composed by hand)."""
-    net = HourGlass(width=16, depth=1, resolution=16, stacks=2, num_landmarks=3).eval()
+    """stack 2 reads stem + heat_proj(heatmaps 1) + features 1 (eval mode, composed by hand).
+
+    A real-valued network: the wiring is the binary one's, and without signs the by-hand sums (in
+    a different order than the module's) cannot flip a binary activation on a rounding tie."""
+    net = HourGlass(width=16, depth=1, resolution=16, stacks=2, num_landmarks=3, binary=False).eval()
     x = rng.random((2, 16, 16, 3), dtype=np.float32)
     with no_grad():
         y1, y2 = net(x)

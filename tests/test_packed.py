@@ -1,7 +1,4 @@
 """Packed deployment: pack(net)(x) equals net.eval()(x); files round-trip; bad input is rejected."""
-import os
-import sys
-
 import numpy as np
 import pytest
 
@@ -9,8 +6,7 @@ import tinybin as tb
 from tinybin import Tensor, nn, no_grad
 from tinybin.packed import PackedPreActConv, pack, summary
 
-sys.path.insert(0, os.path.dirname(__file__))
-from test_nn import Tiny  # noqa: E402
+from test_nn import Tiny  # pytest puts tests/ on the import path (no __init__.py there)
 
 
 def randomize_bn(net, rng):

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-import datasets as D
+import tinybin.data as D
 import tinybin as tb
 from tinybin.train import TrainConfig, Trainer, evaluate
 
@@ -69,7 +69,6 @@ def test_checkpoint_with_a_different_training_config_is_refused(tmp_path, pose_d
 
 WRITER = r"""
 import sys, numpy as np
-sys.path.insert(0, {root!r})
 import tinybin as tb
 net = tb.HourGlass(num_landmarks=16, block="hpm", width=64, depth=3, resolution=64)
 path = sys.argv[1]
@@ -86,7 +85,7 @@ while True:
 def test_killing_the_process_mid_write_leaves_the_previous_checkpoint_loadable(tmp_path):
     path = str(tmp_path / "ck.npz")
     script = tmp_path / "writer.py"
-    script.write_text(WRITER.format(root=ROOT))
+    script.write_text(WRITER)
     rng = np.random.default_rng(0)
     for trial in range(3):
         proc = subprocess.Popen([sys.executable, str(script), path], stdout=subprocess.PIPE, text=True)

@@ -22,7 +22,7 @@ __all__ = ["Tensor", "Function", "no_grad", "Module", "Parameter", "count_parame
 def __getattr__(name):  # lazy: the heavier modules import only when asked for
     import importlib
     if name in ("blocks", "models", "packed", "heatmaps", "metrics", "viz", "train", "transforms",
-                "skeletons", "experiments", "kernels"):
+                "skeletons", "experiments", "kernels", "data"):
         return importlib.import_module(f".{name}", __name__)
     if name == "HourGlass":
         from .models import HourGlass

@@ -2,7 +2,7 @@
 
 demo     train a downscaled binary hierarchical hourglass and its real twin on synthetic poses,
          evaluate PCKh, pack the binary net, time packed vs float, write plots to runs/demo/
-train    train a network on synthetic pose or face data (resumable checkpoints)
+train    train a network on synthetic pose, face or part-segmentation data (resumable checkpoints)
 eval     evaluate a checkpoint with the paper's metrics
 bench    time the packed (XNOR-popcount) forward against the float forward of a network
 summary  per-layer parameters, bytes and MACs, float vs packed
@@ -18,8 +18,6 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 class CLIError(Exception):
     """An error to report in one line, without a traceback."""
@@ -28,8 +26,10 @@ class CLIError(Exception):
 # ---- helpers ---------------------------------------------------------------------------------
 
 def _net_args(p: argparse.ArgumentParser) -> None:
+    from .blocks import BLOCKS
     g = p.add_argument_group("network (defaults: the downscaled preset)")
-    g.add_argument("--block", default="hpm", help="bottleneck | wide | multiscale | multiscale_no1x1 | wide_no1x1 | hpm")
+    g.add_argument("--block", default="hpm", choices=list(BLOCKS),
+                   help="the residual block (tinybin.blocks.BLOCKS; default: hpm)")
     g.add_argument("--real", action="store_true", help="real-valued network (ReLU, float weights)")
     g.add_argument("--width", type=int, default=None, help="channels F (downscaled: 64, paper: 256)")
     g.add_argument("--depth", type=int, default=None, help="hourglass depth D (downscaled: 3, paper: 4)")
@@ -203,14 +203,14 @@ def cmd_demo(a) -> int:
 
 def cmd_train(a) -> int:
     from . import count_parameters
+    from .data import get_kind
     from .train import TrainConfig, Trainer
-    kind = a.data
-    L = {"pose": 16, "face": 68, "segmentation": 7}[kind]
-    net = _build(a, L)
+    kind = get_kind(a.data)
+    net = _build(a, kind.num_landmarks)
     R = net.config["resolution"]
-    train, test = _data(kind, a.n_train, a.n_test, R, a.seed, a.difficulty)
+    train, test = _data(kind.name, a.n_train, a.n_test, R, a.seed, a.difficulty)
     cfg = TrainConfig(steps=a.steps, batch_size=a.batch_size, lr=a.lr, lr_end=a.lr_end, seed=a.seed,
-                      loss="ce" if kind == "segmentation" else a.loss, augment=not a.no_augment,
+                      loss=a.loss or kind.loss, augment=not a.no_augment,
                       ckpt_every=a.ckpt_every, eval_every=a.eval_every)
     print(f"training {net.config} ({count_parameters(net):,} parameters) -> {a.out}", flush=True)
     tr = Trainer(net, train, cfg, val=test, out_dir=a.out)
@@ -221,14 +221,17 @@ def cmd_train(a) -> int:
 
 
 def cmd_eval(a) -> int:
+    from .data import get_kind, kind_for_landmarks
     from .train import evaluate
     net = load_network(a.checkpoint)
     L = net.config["num_landmarks"]
-    kind = a.data or {16: "pose", 68: "face", 7: "segmentation"}.get(L)
+    kind = get_kind(a.data) if a.data else kind_for_landmarks(L)
     if kind is None:
         raise CLIError(f"cannot tell the data kind of a {L}-landmark network; pass --data")
-    _, test = _data(kind, 1, a.n, net.config["resolution"], a.seed, a.difficulty)
-    res = evaluate(net, test, kind=kind if kind == "segmentation" else None)
+    if kind.num_landmarks != L:
+        raise CLIError(f"the network has {L} output maps but {kind.name!r} data has {kind.num_landmarks}")
+    _, test = _data(kind.name, 1, a.n, net.config["resolution"], a.seed, a.difficulty)
+    res = evaluate(net, test)
     print(json.dumps({k: v for k, v in res.items() if k not in ("errors",)}, indent=1))
     return 0
 
@@ -318,12 +321,14 @@ def cmd_predict(a) -> int:
 # ---- parser ------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
+    from .data import KINDS
+    from .losses import LOSSES
     ap = argparse.ArgumentParser(prog="python -m tinybin", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     d = sub.add_parser("demo", help="the main job (what `make demo` runs)")
-    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--out", default=os.path.join("runs", "demo"), help="output folder (default: ./runs/demo)")
     d.add_argument("--steps", type=int, default=700, help="training steps per network")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--quick", action="store_true", help="a few steps on tiny data (smoke test)")
@@ -332,12 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train on synthetic data (resumes from OUT/checkpoint.npz)")
     _net_args(t)
-    t.add_argument("--data", default="pose", choices=["pose", "face", "segmentation"])
+    t.add_argument("--data", default="pose", choices=list(KINDS), help="the data kind (tinybin.data.KINDS)")
     t.add_argument("--steps", type=int, default=1000)
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=2.5e-4)
     t.add_argument("--lr-end", type=float, default=5e-5)
-    t.add_argument("--loss", default="bce", choices=["bce", "mse"])
+    t.add_argument("--loss", default=None, choices=list(LOSSES),
+                   help="tinybin.losses.LOSSES (default: the data kind's loss)")
     t.add_argument("--no-augment", action="store_true")
     t.add_argument("--n-train", type=int, default=3000)
     t.add_argument("--n-test", type=int, default=400)
@@ -346,12 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ckpt-every", type=int, default=100)
     t.add_argument("--eval-every", type=int, default=0)
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
-    t.add_argument("--out", default="runs/train")
+    t.add_argument("--out", default=os.path.join("runs", "train"), help="output folder (default: ./runs/train)")
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on synthetic test data")
     e.add_argument("--checkpoint", required=True)
-    e.add_argument("--data", choices=["pose", "face", "segmentation"], default=None)
+    e.add_argument("--data", choices=list(KINDS), default=None,
+                   help="the data kind (default: the one whose landmark count the network has)")
     e.add_argument("--n", type=int, default=400)
     e.add_argument("--difficulty", type=float, default=0.5)
     e.add_argument("--seed", type=int, default=0)

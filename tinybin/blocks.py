@@ -3,7 +3,7 @@
 Every block maps (N, H, W, in_channels) -> (N, H, W, out_channels) and is built from the paper's
 pre-activation unit `P(a->b, k)` = BN(a) -> Sign -> binary conv k x k (ReLU and a real conv with
 bias when binary=False), `tinybin.nn.PreActConv`. Widths inside a block are fractions of its
-*output* width F (notes/architecture.md §2: this is what the released model does in the stem).
+*output* width F (this is what the authors' released model does in the stem).
 
     name               Fig.    branch (F = out_channels; p = 2x2 max-pool of x; up2 = bilinear x2)
     bottleneck         7a      P(in->F/2,1) -> P(F/2->F/2,3) -> P(F/2->F,1)         (mid_ratio=1/2)
@@ -25,13 +25,15 @@ Output = branch + shortcut, where the shortcut is the identity when in == out an
 P(in->out, 1) otherwise (binary BN -> Sign -> 1x1 in binary networks, as in the released model).
 `shortcut=False` drops the residual sum altogether: the improved hourglass (Fig. 11) feeds 2F
 concatenated channels into blocks whose branch alone makes F outputs, and the paper's 5.8M count
-only fits with no projection there (notes/architecture.md §3).
+only fits with no projection there.
 
 `relu_after_conv=True` (the "+ReLU" row of Table 4) appends a ReLU to every conv of the *branch*;
 the shortcut projection stays linear so the residual path is untouched (the exact spot is not
-stated in the paper; notes §1 guess the same).
+stated in the paper; this is our reading).
 """
 from __future__ import annotations
+
+import inspect
 
 import numpy as np
 
@@ -43,9 +45,31 @@ from .tensor import Tensor
 # stripped of its 1x1 convs and "halved" to match the HPM network (5.8M in Table 2). Two 3x3 layers
 # F -> m -> F with m = 5/16 F (m = 80 at F = 256) give 5,730,704 parameters for the binary
 # paper-scale network (1.2% under 5.8M); m = 82 gives 5,870,736, and m = 81 gives 5,798,702 but is
-# no round fraction of F. 5/16 keeps m whole at every width that is a multiple of 16
-# (notes/architecture.md §2 also landed on 80).
+# no round fraction of F. 5/16 keeps m whole at every width that is a multiple of 16.
 WIDE_NO1X1_RATIO = 5 / 16
+
+
+# The registry: every block class decorated with `@register_block`, by its `name`.
+BLOCKS: dict[str, type[Block]] = {}
+
+# keyword options every block takes (besides in_channels, out_channels)
+COMMON_OPTIONS = ("binary", "relu_after_conv", "rng", "shortcut")
+
+
+def register_block(cls: type[Block]) -> type[Block]:
+    """Class decorator: make a `Block` subclass available by its `name` to `make_block`,
+    `HourGlass(block=...)`, the experiments and the CLI's `--block`."""
+    if not (isinstance(cls, type) and issubclass(cls, Block)):
+        raise TypeError(f"register_block: {cls!r} is not a Block subclass")
+    name = cls.__dict__.get("name")
+    if not isinstance(name, str) or not name or name == Block.name:
+        raise ValueError(f"register_block: {cls.__name__} needs its own class attribute `name`")
+    old = BLOCKS.get(name)
+    if old is not None and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(f"register_block: a block named {name!r} is already registered "
+                         f"({BLOCKS[name].__name__})")
+    BLOCKS[name] = cls  # (the same class again, e.g. its module reloaded, replaces the old one)
+    return cls
 
 
 def _int(v, what: str, lo: int = 1) -> int:
@@ -76,9 +100,33 @@ class Block(Module):
 
     identity (in == out), projection P(in->out, 1) (in != out), or none (shortcut=False).
     Subclasses build `self.*` branch layers and end their forward with `self.merge(x, y)`.
+
+    A subclass registered with `@register_block` is a block the networks, the experiments and the
+    CLI accept by its `name`. It carries everything they need to know about it:
+
+    - `widths(out_channels, **opts)`: its width rule. Returns the inner widths and raises
+      ValueError for an out_channels it cannot split; `__init__` builds from what it returns, and
+      `HourGlass` calls it to check a configuration without building anything.
+    - its own keyword options: the keyword arguments of `__init__` after `shortcut` (e.g.
+      `mid_ratio`, `depth`, `cardinality`).
+    - `spatial_multiple`: its input height and width must be multiples of this (2 for the blocks
+      with an internal 2x2 pooling branch).
     """
 
     name = "block"
+    spatial_multiple = 1
+
+    @classmethod
+    def widths(cls, out_channels: int, **opts):
+        """The block's inner widths for `out_channels` outputs (ValueError if it cannot split them)."""
+        _int(out_channels, f"{cls.name}: out_channels")
+        return ()
+
+    @classmethod
+    def options(cls) -> tuple[str, ...]:
+        """The block's own keyword options (those of `__init__` after the common ones)."""
+        params = list(inspect.signature(cls.__init__).parameters)
+        return tuple(p for p in params if p not in ("self", "in_channels", "out_channels") + COMMON_OPTIONS)
 
     def __init__(self, in_channels: int, out_channels: int, binary: bool = True,
                  relu_after_conv: bool = False, rng=None, shortcut: bool = True):
@@ -119,6 +167,7 @@ class Block(Module):
         return f"{kind} {self.in_channels}->{self.out_channels}, shortcut={self.shortcut_kind}"
 
 
+@register_block
 class Bottleneck(Block):
     """Fig. 7a, the pre-activation bottleneck of Newell et al.: 1x1 -> 3x3 -> 1x1, + shortcut.
 
@@ -128,14 +177,21 @@ class Bottleneck(Block):
 
     name = "bottleneck"
 
+    @classmethod
+    def widths(cls, out_channels: int, mid_ratio: float = 0.5) -> int:
+        """m = round(mid_ratio * F), at least 1."""
+        return _ratio_width(_int(out_channels, f"{cls.name}: out_channels"), mid_ratio, cls.name)
+
     def __init__(self, in_channels: int, out_channels: int, binary: bool = True,
                  relu_after_conv: bool = False, rng=None, shortcut: bool = True, mid_ratio: float = 0.5):
         super().__init__(in_channels, out_channels, binary, relu_after_conv, rng, shortcut)
-        m = _ratio_width(self.out_channels, mid_ratio, self.name)
+        self._layers(in_channels, out_channels, self.widths(self.out_channels, mid_ratio))
+
+    def _layers(self, cin: int, cout: int, m: int) -> None:
         self.mid = m
-        self.conv1 = self.P(in_channels, m, 1)
+        self.conv1 = self.P(cin, m, 1)
         self.conv2 = self.P(m, m, 3)
-        self.conv3 = self.P(m, out_channels, 1)
+        self.conv3 = self.P(m, cout, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         self._check(x)
@@ -143,14 +199,21 @@ class Bottleneck(Block):
         return self.merge(x, y)
 
 
+@register_block
 class Wide(Bottleneck):
     """Fig. 7b: the bottleneck with its thin 3x3 layer widened to F: P(in->F,1) -> P(F->F,3) -> P(F->F,1)."""
 
     name = "wide"
 
+    @classmethod
+    def widths(cls, out_channels: int) -> int:
+        """m = F."""
+        return _ratio_width(_int(out_channels, f"{cls.name}: out_channels"), 1.0, cls.name)
+
     def __init__(self, in_channels: int, out_channels: int, binary: bool = True,
                  relu_after_conv: bool = False, rng=None, shortcut: bool = True):
-        super().__init__(in_channels, out_channels, binary, relu_after_conv, rng, shortcut, mid_ratio=1.0)
+        Block.__init__(self, in_channels, out_channels, binary, relu_after_conv, rng, shortcut)
+        self._layers(in_channels, out_channels, self.widths(self.out_channels))
 
 
 class _PooledPair(Module):
@@ -172,6 +235,7 @@ class _PooledPair(Module):
         return F.upsample(F.concat([self.a(p), self.b2(self.b1(p))]), 2, "bilinear")
 
 
+@register_block
 class MultiScale(Block):
     """Fig. 7c (§4.3): a full-resolution 1x1 -> 3x3 branch beside a pooled multi-scale branch,
     concatenated (F/2) and projected back to F by a 1x1.
@@ -182,11 +246,18 @@ class MultiScale(Block):
     """
 
     name = "multiscale"
+    spatial_multiple = 2
+
+    @classmethod
+    def widths(cls, out_channels: int) -> int:
+        """F/8, the width of each pooled sub-branch (F must be a multiple of 8)."""
+        return _split(_int(out_channels, f"{cls.name}: out_channels"), 8, cls.name,
+                      "the F/8-wide pooled sub-branches")
 
     def __init__(self, in_channels: int, out_channels: int, binary: bool = True,
                  relu_after_conv: bool = False, rng=None, shortcut: bool = True):
         super().__init__(in_channels, out_channels, binary, relu_after_conv, rng, shortcut)
-        w8 = _split(self.out_channels, 8, self.name, "the F/8-wide pooled sub-branches")
+        w8 = self.widths(self.out_channels)
         self.left1 = self.P(in_channels, 2 * w8, 1)
         self.left2 = self.P(2 * w8, 2 * w8, 3)
         self.right = _PooledPair(self, in_channels, w8)
@@ -199,6 +270,7 @@ class MultiScale(Block):
         return self.merge(x, self.project(F.concat([left, right])))
 
 
+@register_block
 class MultiScaleNo1x1(Block):
     """Fig. 7d (§4.4): Fig. 7c without any 1x1 conv; the concat alone makes the F outputs.
 
@@ -208,11 +280,18 @@ class MultiScaleNo1x1(Block):
     """
 
     name = "multiscale_no1x1"
+    spatial_multiple = 2
+
+    @classmethod
+    def widths(cls, out_channels: int) -> int:
+        """F/4, the width of each pooled sub-branch (F must be a multiple of 4)."""
+        return _split(_int(out_channels, f"{cls.name}: out_channels"), 4, cls.name,
+                      "the F/4-wide pooled sub-branches")
 
     def __init__(self, in_channels: int, out_channels: int, binary: bool = True,
                  relu_after_conv: bool = False, rng=None, shortcut: bool = True):
         super().__init__(in_channels, out_channels, binary, relu_after_conv, rng, shortcut)
-        w4 = _split(self.out_channels, 4, self.name, "the F/4-wide pooled sub-branches")
+        w4 = self.widths(self.out_channels)
         self.left = self.P(in_channels, 2 * w4, 3)
         self.right = _PooledPair(self, in_channels, w4)
 
@@ -221,21 +300,27 @@ class MultiScaleNo1x1(Block):
         return self.merge(x, F.concat([self.left(x), self.right(x)]))
 
 
+@register_block
 class WideNo1x1(Block):
     """§4.6.1 "Bottleneck (wider) + no 1x1": two 3x3 layers, P(in->m,3) -> P(m->F,3).
 
     The paper gives no layer list; m = round(mid_ratio * F) with mid_ratio = 5/16 by default
     (m = 80 at F = 256), so that the binary paper-scale network has 5,730,704 parameters against
-    the 5.8M of Table 2 (notes/architecture.md §2: no natural design hits 5.8M exactly).
+    the 5.8M of Table 2 (no natural design hits 5.8M exactly).
     """
 
     name = "wide_no1x1"
+
+    @classmethod
+    def widths(cls, out_channels: int, mid_ratio: float = WIDE_NO1X1_RATIO) -> int:
+        """m = round(mid_ratio * F), at least 1."""
+        return _ratio_width(_int(out_channels, f"{cls.name}: out_channels"), mid_ratio, cls.name)
 
     def __init__(self, in_channels: int, out_channels: int, binary: bool = True,
                  relu_after_conv: bool = False, rng=None, shortcut: bool = True,
                  mid_ratio: float = WIDE_NO1X1_RATIO):
         super().__init__(in_channels, out_channels, binary, relu_after_conv, rng, shortcut)
-        m = _ratio_width(self.out_channels, mid_ratio, self.name)
+        m = self.widths(self.out_channels, mid_ratio)
         self.mid = m
         self.conv1 = self.P(in_channels, m, 3)
         self.conv2 = self.P(m, out_channels, 3)
@@ -259,6 +344,7 @@ def hpm_widths(out_channels: int, depth: int = 3, cardinality: int = 1) -> list[
     return widths + [widths[-1]]
 
 
+@register_block
 class HPM(Block):
     """Fig. 7e (§4.5), "Hierarchical, Parallel & Multi-scale": the paper's block.
 
@@ -273,11 +359,16 @@ class HPM(Block):
 
     name = "hpm"
 
+    @classmethod
+    def widths(cls, out_channels: int, depth: int = 3, cardinality: int = 1) -> list[int]:
+        """`hpm_widths(out_channels, depth, cardinality)`."""
+        return hpm_widths(_int(out_channels, f"{cls.name}: out_channels"), depth, cardinality)
+
     def __init__(self, in_channels: int, out_channels: int, binary: bool = True,
                  relu_after_conv: bool = False, rng=None, shortcut: bool = True,
                  depth: int = 3, cardinality: int = 1):
         super().__init__(in_channels, out_channels, binary, relu_after_conv, rng, shortcut)
-        widths = hpm_widths(self.out_channels, depth, cardinality)
+        widths = self.widths(self.out_channels, depth, cardinality)
         self.depth, self.cardinality, self.widths = int(depth), int(cardinality), widths
         paths = []
         for _ in range(self.cardinality):
@@ -296,63 +387,24 @@ class HPM(Block):
         return self.merge(x, F.concat(outs))
 
 
-BLOCKS: dict[str, type[Block]] = {
-    "bottleneck": Bottleneck,
-    "wide": Wide,
-    "multiscale": MultiScale,
-    "multiscale_no1x1": MultiScaleNo1x1,
-    "wide_no1x1": WideNo1x1,
-    "hpm": HPM,
-}
-
-# block-specific options accepted by make_block (besides binary, relu_after_conv, rng, shortcut)
-BLOCK_OPTIONS: dict[str, tuple[str, ...]] = {
-    "bottleneck": ("mid_ratio",),
-    "wide": (),
-    "multiscale": (),
-    "multiscale_no1x1": (),
-    "wide_no1x1": ("mid_ratio",),
-    "hpm": ("depth", "cardinality"),
-}
-
-# blocks with an internal 2x2 pooling branch: their input height and width must be even
-POOLING_BLOCKS = ("multiscale", "multiscale_no1x1")
-
-_COMMON = ("binary", "relu_after_conv", "rng", "shortcut")
-
-
 def check_block_options(name: str, opts: dict | None) -> None:
     """ValueError for an unknown block name or an option the block does not take."""
     if name not in BLOCKS:
         raise ValueError(f"unknown block {name!r}; allowed: {sorted(BLOCKS)}")
-    bad = sorted(set(opts or {}) - set(BLOCK_OPTIONS[name]) - set(_COMMON))
+    own = BLOCKS[name].options()
+    bad = sorted(set(opts or {}) - set(own) - set(COMMON_OPTIONS))
     if bad:
         raise ValueError(f"block {name!r} does not take option(s) {bad}; its options are "
-                         f"{list(BLOCK_OPTIONS[name]) + list(_COMMON)}")
-
-
-def check_width(name: str, out_channels: int, **opts) -> None:
-    """ValueError if block `name` (with its options) cannot be built with `out_channels` outputs,
-    without building it."""
-    check_block_options(name, opts)
-    cout = _int(out_channels, f"{name}: out_channels")
-    if name in ("bottleneck", "wide_no1x1"):
-        default = 0.5 if name == "bottleneck" else WIDE_NO1X1_RATIO
-        _ratio_width(cout, opts.get("mid_ratio", default), name)
-    elif name == "multiscale":
-        _split(cout, 8, name, "the F/8-wide pooled sub-branches")
-    elif name == "multiscale_no1x1":
-        _split(cout, 4, name, "the F/4-wide pooled sub-branches")
-    elif name == "hpm":
-        hpm_widths(cout, opts.get("depth", 3), opts.get("cardinality", 1))
+                         f"{list(own) + list(COMMON_OPTIONS)}")
 
 
 def make_block(name: str, in_channels: int, out_channels: int, **opts) -> Block:
     """Build the block `name` (a key of BLOCKS) mapping in_channels -> out_channels.
 
     opts: binary=True, relu_after_conv=False, rng=None, shortcut=True, and the block's own options
-    (BLOCK_OPTIONS). Raises ValueError, listing what is allowed, for an unknown name or option and
-    for widths the block cannot split (e.g. out_channels not a multiple of 8 for multiscale).
+    (`BLOCKS[name].options()`). Raises ValueError, listing what is allowed, for an unknown name or
+    option and for widths the block cannot split (e.g. out_channels not a multiple of 8 for
+    multiscale).
     """
     check_block_options(name, opts)
     return BLOCKS[name](in_channels, out_channels, **opts)

@@ -6,13 +6,58 @@ maps** (batch x landmarks), as eq. 2 reads. Maps whose weight is 0 (unannotated 
 off the crop) contribute nothing but still count in the mean, like the reference code.
 
 Shapes (NHWC): logits/pred/target (N, H, W, K); weight (N, K), (K,) or None.
+
+`LOSSES` is the registry the trainer (`TrainConfig.loss`) and the CLI (`--loss`) read: a loss
+decorated with `@register_loss(name, target=...)` is usable by name. `target` says what the trainer
+feeds it: "heatmaps" -> `fn(logits, heatmaps (N, H, W, K), weight (N, K))` (Gaussian targets of
+the landmarks, weight 0 for unannotated ones); "labels" -> `fn(logits, labels (N, H, W))`
+(segmentation masks at output resolution).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from .functional import check_input, sigmoid_np
 from .tensor import Function, Tensor
+
+
+TARGETS = ("heatmaps", "labels")
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A registered loss: its name, the function, and which targets it takes ("heatmaps" | "labels")."""
+    name: str
+    fn: Callable[..., Tensor]
+    target: str
+
+
+LOSSES: dict[str, Loss] = {}
+
+
+def register_loss(name: str, target: str = "heatmaps"):
+    """Decorator: make a loss function available by `name` to the trainer and the CLI.
+
+        @register_loss("l1")
+        def l1(pred, target, weight=None): ...      # -> a scalar Tensor
+    """
+    if target not in TARGETS:
+        raise ValueError(f"register_loss: target must be one of {TARGETS}, got {target!r}")
+
+    def deco(fn):
+        LOSSES[name] = Loss(name, fn, target)
+        return fn
+    return deco
+
+
+def get_loss(name: str) -> Loss:
+    """`LOSSES[name]`, or a ValueError naming the registered losses."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    return LOSSES[name]
 
 
 def _weights(weight, N: int, K: int, dtype) -> np.ndarray:
@@ -52,6 +97,7 @@ class _SigmoidBCE(Function):
         return (g * (sigmoid_np(z) - p) * w / ctx.n_maps).astype(z.dtype)
 
 
+@register_loss("bce")
 def sigmoid_bce(logits: Tensor, target, weight=None) -> Tensor:
     """Pixel-wise sigmoid binary cross-entropy on logits (paper eq. 2, with its minus sign):
 
@@ -79,6 +125,7 @@ class _MSE(Function):
         return (g * 2 * d * w / ctx.n_maps).astype(d.dtype)
 
 
+@register_loss("mse")
 def mse(pred: Tensor, target, weight=None) -> Tensor:
     """Heatmap L2 loss (Newell et al.; paper Table 4 "L2 loss") on the raw network output:
 
@@ -111,6 +158,7 @@ class _CrossEntropy(Function):
         return (g * d * valid[..., None] / ctx.n).astype(prob.dtype)
 
 
+@register_loss("ce", target="labels")
 def cross_entropy(logits: Tensor, labels, ignore_index: int | None = None) -> Tensor:
     """Softmax cross-entropy over the channel axis (part segmentation, paper §9).
 

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from . import functional as F
-from .blocks import BLOCKS, POOLING_BLOCKS, check_block_options, check_width, make_block
+from .blocks import BLOCKS, check_block_options, make_block
 from .nn import AvgPool2d, BatchNorm2d, Conv2d, MaxPool2d, Module, PreActConv, Sequential, count_parameters
 from .tensor import Tensor
 
@@ -307,13 +307,14 @@ def _validate(num_landmarks, block, binary, width, depth, stacks, improved, pool
                          f"channels), got {Fw}")
     for w in (Fw // 2, Fw):
         try:
-            check_width(block, w, **opts)
+            BLOCKS[block].widths(w, **opts)
         except ValueError as e:
             raise ValueError(f"HourGlass: width={Fw} does not suit block {block!r} (its blocks have "
                              f"F/2={Fw // 2} and F={Fw} outputs): {e}") from None
-    per_px = 4 * 2 ** D * (2 if block in POOLING_BLOCKS else 1)
+    inner = BLOCKS[block].spatial_multiple
+    per_px = 4 * 2 ** D * inner
     if R % per_px:
-        why = " (x2: the multi-scale block pools inside)" if block in POOLING_BLOCKS else ""
+        why = f" (x{inner}: the {block} block pools inside)" if inner > 1 else ""
         dmax = _max_depth(R, block)
         alt = f"; or use depth <= {dmax}" if dmax >= 1 else ""
         raise ValueError(f"HourGlass: resolution={R} does not suit depth={D}: the stem divides it by 4 "
@@ -327,7 +328,7 @@ def _validate(num_landmarks, block, binary, width, depth, stacks, improved, pool
 
 def _max_depth(R: int, block: str) -> int:
     d = 0
-    while R % (4 * 2 ** (d + 1) * (2 if block in POOLING_BLOCKS else 1)) == 0:
+    while R % (4 * 2 ** (d + 1) * BLOCKS[block].spatial_multiple) == 0:
         d += 1
     return d
 

@@ -7,7 +7,7 @@ augmentation (left/right flip permutations) and the plots. Everything is 0-based
 - iBUG / 300W 68 points (paper section 6.3: face alignment on AFLW2000-3D, 300W-LP).
 - Facial part segmentation, 7 classes drawn from the 68 points (paper section 9). The paper only
   says the landmarks are "joined together to fully enclose each facial component"; the polygons
-  below are our reconstruction (docs: notes/architecture.md section 7).
+  below are our reconstruction.
 - LSP-14 -> MPII-16 mapping (LSP/LSPET loaders).
 
 "Right"/"left" are the *subject's* sides: a person facing the camera has the right wrist on the
@@ -146,7 +146,7 @@ FACE_PART_POLYGONS: tuple[tuple[str, tuple[int, ...]], ...] = (
     ("inner_mouth", tuple(range(60, 68))),
 )
 """(class name, polygon as 0-based landmark indices) pairs, in fill order. Our reconstruction of the
-paper's masks (notes/architecture.md section 7). Mirroring the 68 points with ``FACE68_FLIP`` maps
+paper's masks. Mirroring the 68 points with ``FACE68_FLIP`` maps
 each polygon onto its mirror image, so masks flip by mirroring the pixels only (no class swap)."""
 
 # --------------------------------------------------------------------------------------------

@@ -6,10 +6,12 @@ initialisation, and augmentation by rotation (+-40 deg), scale (0.7-1.3) and fli
 networks get intermediate supervision (every stack's output is in the loss) and can be trained
 sequentially (train stack 1; freeze it and train stack 2; ...; then fine-tune all; paper §8.2).
 
-Data. A dataset is any object with `len(ds)`, `ds.kind` ("pose", "face" or "segmentation") and
-`ds.batch(indices, augment=bool, rng=Generator)` returning a dict of stacked arrays: image
-(B, R, R, 3) in [0, 1], points (B, K, 2) in crop pixels, visible (B, K) and, for segmentation,
-mask (B, R, R) integer labels. `datasets.SyntheticPose` / `SyntheticFace` are such objects.
+Data. A dataset is any object with `len(ds)`, `ds.kind` (a key of `tinybin.data.KINDS`: "pose",
+"face", "segmentation", ...) and `ds.batch(indices, augment=bool, rng=Generator)` returning a dict
+of stacked arrays: image (B, R, R, 3) in [0, 1], points (B, K, 2) in crop pixels, visible (B, K)
+and, for segmentation, mask (B, R, R) integer labels. `tinybin.data.SyntheticPose`,
+`SyntheticFace` and `SyntheticFaceParts` are such objects. The kind's row names the metric
+`evaluate` reports (a key of `METRICS`); `TrainConfig.loss` is a key of `tinybin.losses.LOSSES`.
 
 Determinism. Step t draws its batch and augmentation from `np.random.default_rng([seed, t])`, so
 the data of a step does not depend on what happened before it. A checkpoint holds the weights,
@@ -28,6 +30,7 @@ import numpy as np
 
 from . import heatmaps as hm
 from . import losses, metrics, optim
+from .data.kinds import get_kind
 from .nn import Module
 from .serialization import load as load_ckpt, save as save_ckpt, write_json
 from .tensor import Tensor, no_grad
@@ -46,7 +49,7 @@ class TrainConfig:
     optimizer: str = "rmsprop"        # rmsprop | adam | sgd
     lr: float = 2.5e-4
     lr_end: float = 5e-5              # four geometric drops to this value (paper §6.1); = lr: constant
-    loss: str = "bce"                 # bce (sigmoid, eq. 2) | mse (L2) | ce (softmax, segmentation)
+    loss: str = "bce"                 # a key of losses.LOSSES: bce (sigmoid, eq. 2) | mse (L2) | ce (softmax, segmentation)
     augment: bool = True
     sigma: float = 1.0                # Gaussian std in heatmap pixels
     stride: int = 4                   # input pixels per heatmap pixel
@@ -123,19 +126,22 @@ def mask_targets(mask: np.ndarray, out_hw: tuple[int, int], stride: int) -> np.n
     return np.ascontiguousarray(mask[:, o::stride, o::stride][:, :out_hw[0], :out_hw[1]]).astype(np.int64)
 
 
+# What each kind of loss target is made of (`losses.Loss.target`): the arguments after the logits.
+TARGETS: dict[str, Callable[[dict, tuple[int, int], TrainConfig], tuple]] = {
+    "heatmaps": lambda batch, hw, cfg: heatmap_targets(batch, hw, cfg.sigma, cfg.stride),
+    "labels": lambda batch, hw, cfg: (mask_targets(batch["mask"], hw, cfg.stride),),
+}
+
+
 def compute_loss(net_out, batch: dict, cfg: TrainConfig, active: list[int] | None = None) -> Tensor:
     """Sum of the per-stack losses (intermediate supervision) over the `active` stacks."""
+    loss = losses.get_loss(cfg.loss)
     outs = _as_list(net_out)
     idx = range(len(outs)) if active is None else active
     total = None
     for i in idx:
         y = outs[i]
-        h, w = y.shape[1:3]
-        if cfg.loss == "ce":
-            l_i = losses.cross_entropy(y, mask_targets(batch["mask"], (h, w), cfg.stride))
-        else:
-            t, wts = heatmap_targets(batch, (h, w), cfg.sigma, cfg.stride)
-            l_i = losses.sigmoid_bce(y, t, wts) if cfg.loss == "bce" else losses.mse(y, t, wts)
+        l_i = loss.fn(y, *TARGETS[loss.target](batch, y.shape[1:3], cfg))
         total = l_i if total is None else total + l_i
     return total
 
@@ -173,52 +179,90 @@ def predict_points(net: Module, images: np.ndarray, stride: int = 4, batch_size:
     return hm.heatmap_to_image(pts, stride), scores
 
 
+# The metrics a data kind can name (`tinybin.data.Kind.metric`): each maps (net, batch of the whole
+# evaluation set, stride, batch_size) to a dict of scores whose "score" entry is higher-is-better.
+METRICS: dict[str, Callable[..., dict]] = {}
+
+
+def register_metric(name: str):
+    """Decorator: make an evaluation `fn(net, batch, stride, batch_size) -> dict` available to data
+    kinds by `name`. The dict holds the scores, "score" (higher is better) and may hold "pred",
+    "gt", "annotated" (returned by `evaluate` only with return_predictions=True)."""
+    def deco(fn):
+        METRICS[name] = fn
+        return fn
+    return deco
+
+
 def evaluate(net: Module, data, n: int | None = None, kind: str | None = None, stride: int = 4,
              batch_size: int = 32, return_predictions: bool = False) -> dict:
     """Paper metrics on the first `n` samples of `data` (no augmentation).
 
+    The data kind (`kind`, else `data.kind`) names the metric (`tinybin.data.KINDS`, `METRICS`):
     pose: PCKh@0.5 (per joint, parts, mean over 14 joints, count-weighted mean) and PCKh@0.2;
     face: NME (box normaliser, %) mean, by |yaw| bin, AUC@0.07 and failure rate;
     segmentation: pixel accuracy, mean accuracy, mean IU (confusion over the whole set).
     """
     kind = kind or getattr(data, "kind", "pose")
+    score = METRICS[get_kind(kind).metric]
     n = len(data) if n is None else min(n, len(data))
     if n < 1:
         raise ValueError("evaluate: needs at least one sample")
     batch = data.batch(np.arange(n))
     res: dict[str, Any] = {"kind": kind, "n": n}
-    if kind == "segmentation":
-        maps = predict(net, batch["image"], batch_size)
-        labels = mask_targets(batch["mask"], maps.shape[1:3], stride)
-        conf = metrics.confusion(maps.argmax(-1), labels, maps.shape[-1])
-        res.update({k: float(v) if np.ndim(v) == 0 else np.asarray(v).tolist()
-                    for k, v in metrics.segmentation_scores(conf).items()})
-        res["score"] = res["mean_iu"]
-        return res
+    res.update(score(net, batch, stride, batch_size))
+    preds = {k: res.pop(k) for k in ("pred", "gt", "annotated") if k in res}
+    if return_predictions:
+        res.update(preds)
+    return res
+
+
+@register_metric("mean_iu")
+def score_segmentation(net: Module, batch: dict, stride: int = 4, batch_size: int = 32) -> dict:
+    """Pixel accuracy, mean accuracy and mean IU of the argmax labels (confusion over the batch)."""
+    maps = predict(net, batch["image"], batch_size)
+    labels = mask_targets(batch["mask"], maps.shape[1:3], stride)
+    conf = metrics.confusion(maps.argmax(-1), labels, maps.shape[-1])
+    res = {k: float(v) if np.ndim(v) == 0 else np.asarray(v).tolist()
+           for k, v in metrics.segmentation_scores(conf).items()}
+    res["score"] = res["mean_iu"]
+    return res
+
+
+@register_metric("pckh")
+def score_pose(net: Module, batch: dict, stride: int = 4, batch_size: int = 32) -> dict:
+    """PCKh@0.5 (per joint, parts, mean, count-weighted mean), PCKh@0.2, per-image errors."""
     pred, _ = predict_points(net, batch["image"], stride, batch_size)
     gt = batch["points"]
     ann = annotated(batch) > 0
-    if kind == "pose":
-        r = metrics.pckh(pred, gt, batch["head_size"], ann, threshold=0.5)
-        r2 = metrics.pckh(pred, gt, batch["head_size"], ann, threshold=0.2)
-        res.update(pckh=float(r["mean"]), pckh_weighted=float(r["mean_weighted"]),
-                   pckh_joints=np.asarray(r["joints"]).tolist(),
-                   pckh_parts={k: float(v) for k, v in r["parts"].items()}, pckh02=float(r2["mean"]))
-        res["score"] = res["pckh"]
-        d = metrics.normalized_distances(pred, gt, batch["head_size"], ann)
-        res["errors"] = np.nanmean(np.where(ann, d, np.nan), axis=1).tolist()  # per image, head units
-    else:
-        e = metrics.nme(pred, gt, norm="box", visible=ann)
-        res.update(nme=float(np.nanmean(e) * 100), auc07=float(metrics.auc(e, 0.07)),
-                   fr07=float(metrics.failure_rate(e, 0.07)))
-        if "yaw" in batch:
-            by = metrics.nme_by_yaw(e, batch["yaw"])
-            res["nme_yaw"] = {k: (float(v) * 100 if k != "counts" else np.asarray(v).tolist())
-                              for k, v in by.items()}
-        res["score"] = -res["nme"]
-        res["errors"] = e.tolist()
-    if return_predictions:
-        res["pred"], res["gt"], res["annotated"] = pred, gt, ann
+    r = metrics.pckh(pred, gt, batch["head_size"], ann, threshold=0.5)
+    r2 = metrics.pckh(pred, gt, batch["head_size"], ann, threshold=0.2)
+    res: dict[str, Any] = dict(pckh=float(r["mean"]), pckh_weighted=float(r["mean_weighted"]),
+                               pckh_joints=np.asarray(r["joints"]).tolist(),
+                               pckh_parts={k: float(v) for k, v in r["parts"].items()}, pckh02=float(r2["mean"]))
+    res["score"] = res["pckh"]
+    d = metrics.normalized_distances(pred, gt, batch["head_size"], ann)
+    res["errors"] = np.nanmean(np.where(ann, d, np.nan), axis=1).tolist()  # per image, head units
+    res["pred"], res["gt"], res["annotated"] = pred, gt, ann
+    return res
+
+
+@register_metric("nme")
+def score_face(net: Module, batch: dict, stride: int = 4, batch_size: int = 32) -> dict:
+    """NME (box normaliser, %), by |yaw| bin when the batch has yaw, AUC@0.07, failure rate."""
+    pred, _ = predict_points(net, batch["image"], stride, batch_size)
+    gt = batch["points"]
+    ann = annotated(batch) > 0
+    e = metrics.nme(pred, gt, norm="box", visible=ann)
+    res: dict[str, Any] = dict(nme=float(np.nanmean(e) * 100), auc07=float(metrics.auc(e, 0.07)),
+                               fr07=float(metrics.failure_rate(e, 0.07)))
+    if "yaw" in batch:
+        by = metrics.nme_by_yaw(e, batch["yaw"])
+        res["nme_yaw"] = {k: (float(v) * 100 if k != "counts" else np.asarray(v).tolist())
+                          for k, v in by.items()}
+    res["score"] = -res["nme"]
+    res["errors"] = e.tolist()
+    res["pred"], res["gt"], res["annotated"] = pred, gt, ann
     return res
 
 
@@ -239,9 +283,12 @@ class Trainer:
         self.cfg = (cfg or TrainConfig()).check()
         if len(data) < 1:
             raise ValueError("Trainer: the training set is empty")
-        if self.cfg.loss not in ("bce", "mse", "ce"):
-            raise ValueError(f"Trainer: loss must be 'bce', 'mse' or 'ce', got {self.cfg.loss!r}")
-        self.kind = "segmentation" if self.cfg.loss == "ce" else getattr(data, "kind", "pose")
+        self.kind = getattr(data, "kind", "pose")
+        kind = get_kind(self.kind, "Trainer: data kind")
+        loss = losses.get_loss(self.cfg.loss)
+        if loss.target != losses.get_loss(kind.loss).target:
+            raise ValueError(f"Trainer: loss {loss.name!r} takes {loss.target} targets but {self.kind!r} "
+                             f"data gives {losses.get_loss(kind.loss).target}; use e.g. loss={kind.loss!r}")
         self.out_dir = out_dir
         _check_out_dir(out_dir)
         self.data_settings = data_settings(data)
@@ -438,7 +485,6 @@ class Trainer:
         self.train_time = float(ex["train_time"])
         self.history = json.loads(str(ex["history"]))
 
-
     def _check_resume(self, path: str) -> None:
         from .serialization import NpzReader, read_meta
         with NpzReader(path) as z:
@@ -503,5 +549,6 @@ def _check_out_dir(out_dir: str | None, create: bool = False) -> None:
         os.makedirs(out_dir, exist_ok=True)
 
 
-__all__ = ["data_settings", "TrainConfig", "Trainer", "evaluate", "predict", "predict_points", "compute_loss", "annotated",
-           "heatmap_targets", "mask_targets", "make_optimizer", "write_json"]
+__all__ = ["TrainConfig", "Trainer", "evaluate", "predict", "predict_points", "compute_loss", "annotated",
+           "heatmap_targets", "mask_targets", "make_optimizer", "write_json", "METRICS", "register_metric",
+           "TARGETS", "data_settings"]

@@ -4,7 +4,7 @@ One 2x3 affine matrix ``M`` carries everything: it maps *source-image* coordinat
 coordinates, ``[x', y'] = M @ [x, y, 1]``. Images are resampled with the inverse map, landmarks are
 pushed through ``M`` itself, so pixels and points can never drift apart.
 
-Coordinates (DESIGN.md section 2): 0-based, continuous, pixel centres at integers. Pixel ``i``
+Coordinates: 0-based, continuous, pixel centres at integers. Pixel ``i``
 covers ``[i - 0.5, i + 0.5)``, so an ``R``-pixel-wide crop spans ``[-0.5, R - 0.5)`` and its centre
 is ``(R - 1) / 2``. Every map here is exact on continuous coordinates (no rounding anywhere).
 
