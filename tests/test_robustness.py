@@ -506,3 +506,247 @@ def test_json_results_hold_no_bare_nan(tmp_path):
     text = (tmp_path / "r.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"nme": None, "v": [1.0, None, 2.0], "a": [None, 1.0]}
+
+
+# ---- 8 / 10. the command line: one `error:` line, exit status 2 ------------------------------------
+
+from tinybin.__main__ import main  # noqa: E402
+
+TINY_TRAIN = ["train", "--width", "16", "--depth", "1", "--resolution", "16", "--steps", "1", "--n-train", "4",
+              "--n-test", "2", "--batch-size", "2", "--no-progress"]
+
+
+def error_lines(capsys):
+    err = capsys.readouterr().err
+    return [ln for ln in err.splitlines() if "error:" in ln], err
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (["train", "--lr-end", "-1"], "--lr-end"), (["train", "--lr", "inf"], "--lr"), (["train", "--lr", "nan"], "--lr"),
+    (["train", "--steps", "-3"], "--steps"), (["train", "--clip-latent", "-0.5"], "--clip-latent"),
+    (["train", "--ckpt-every", "-1"], "--ckpt-every"), (["train", "--batch-size", "-4"], "--batch-size"),
+    (["train", "--difficulty", "2"], "--difficulty"), (["bench", "--repeats", "0"], "--repeats"),
+    (["demo", "--steps", "0"], "--steps"), (["eval", "--checkpoint", "x", "--n", "0"], "--n"),
+    (["predict", "img.png", "--checkpoint", "x", "--scale", "-1"], "--scale"),
+    (["train", "--width", "0"], "--width"),
+])
+def test_cli_misuse_is_one_error_line_naming_the_flag(capsys, argv, flag):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    lines, err = error_lines(capsys)
+    assert len(lines) == 1 and flag in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_cli_unknown_flag_prints_the_subcommand_usage(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--bogus"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: " in err and " train " in err.splitlines()[0] and "--bogus" in err
+
+
+def test_cli_prog_name_and_defaults_in_help(monkeypatch, capsys):
+    from tinybin.__main__ import build_parser
+    from tinybin.experiments import BUDGET, DATA
+    monkeypatch.setattr(sys, "argv", ["/usr/local/bin/tinybin"])
+    ap = build_parser()
+    assert ap.prog == "tinybin"
+    t = ap._commands["train"]
+    opts = {a.dest: a.default for a in t._actions}
+    assert (opts["lr"], opts["lr_end"], opts["steps"], opts["batch_size"]) == \
+        (BUDGET["lr"], BUDGET["lr_end"], BUDGET["steps"], BUDGET["batch_size"])
+    assert (opts["difficulty"], opts["n_train"], opts["n_test"]) == (DATA["difficulty"], DATA["n_train"], DATA["n_test"])
+    assert "no_progress" in opts
+    help_text = t.format_help()
+    assert f"(default: {BUDGET['lr']})" in help_text and "usage: tinybin train" in help_text
+    monkeypatch.setattr(sys, "argv", ["/x/tinybin/__main__.py"])
+    assert build_parser().prog == "python -m tinybin"
+
+
+@pytest.fixture(scope="module")
+def run_ckpt(tmp_path_factory):
+    d = tmp_path_factory.mktemp("run")
+    assert main(TINY_TRAIN + ["--out", str(d)]) == 0
+    return d / "checkpoint.npz"
+
+
+def test_cli_file_faults_are_one_line(tmp_path, capsys, run_ckpt):
+    capsys.readouterr()
+    rewrite(run_ckpt, tmp_path / "list.npz", lambda a: set_meta(a, lambda m: [1, 2]))
+    rewrite(run_ckpt, tmp_path / "null.npz", lambda a: set_meta(a, lambda m: {**m, "version": None}))
+    (tmp_path / "text.npz").write_text("just some notes\n")
+    for bad in ("list.npz", "null.npz", "text.npz"):
+        assert main(["eval", "--checkpoint", str(tmp_path / bad), "--n", "2"]) == 2
+        lines, err = error_lines(capsys)
+        assert len(lines) == 1 and bad in lines[0] and "Traceback" not in err, err
+    # a plain tb.save file in the run folder: refused before training, the file is untouched
+    (tmp_path / "run").mkdir()
+    net = tb.HourGlass(num_landmarks=16, block="hpm", width=16, depth=1, resolution=16)
+    tb.save(net, tmp_path / "run" / "checkpoint.npz")
+    before = (tmp_path / "run" / "checkpoint.npz").read_bytes()
+    assert main(TINY_TRAIN + ["--out", str(tmp_path / "run")]) == 2
+    lines, _ = error_lines(capsys)
+    assert len(lines) == 1 and "not a training-run checkpoint" in lines[0]
+    assert (tmp_path / "run" / "checkpoint.npz").read_bytes() == before
+    # resuming with another data setting names it
+    assert main(TINY_TRAIN + ["--out", str(run_ckpt.parent), "--difficulty", "0.9"]) == 2
+    lines, _ = error_lines(capsys)
+    assert len(lines) == 1 and "data.difficulty" in lines[0]
+    # an output folder that is a file
+    assert main(TINY_TRAIN + ["--out", str(tmp_path / "text.npz")]) == 2
+    lines, _ = error_lines(capsys)
+    assert len(lines) == 1 and "is a file" in lines[0]
+
+
+def test_cli_eval_json_records_the_data_and_is_valid_json(capsys, run_ckpt):
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(run_ckpt), "--n", "3", "--seed", "5", "--difficulty", "0.4"]) == 0
+    res = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+    assert res["data"] == {"kind": "pose", "n": 3, "resolution": 16, "difficulty": 0.4, "seed": 5, "split": "test"}
+    from tinybin.__main__ import _print_json
+    _print_json({"nme": float("nan"), "v": [np.float32(np.inf), 1.0]})
+    assert json.loads(capsys.readouterr().out) == {"nme": None, "v": [None, 1.0]}
+
+
+def test_cli_predict_names_outputs_warns_once_and_names_joints(tmp_path, capsys, run_ckpt):
+    from PIL import Image
+    from tinybin.skeletons import MPII_JOINTS
+    photo = tmp_path / "photos" / "photo.jpg"
+    photo.parent.mkdir()
+    Image.fromarray((np.random.default_rng(0).random((40, 30, 3)) * 255).astype(np.uint8)).save(photo)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(["predict", str(photo), "--checkpoint", str(run_ckpt)]) == 0
+    finally:
+        os.chdir(cwd)
+    assert (photo.parent / "photo.landmarks.png").exists() and (photo.parent / "photo.landmarks.json").exists()
+    assert not (tmp_path / "photo.jpg.png").exists()
+    err = capsys.readouterr().err
+    assert err.count("teaching model") == 1
+    data = json.loads((photo.parent / "photo.landmarks.json").read_text())
+    assert data["names"] == list(MPII_JOINTS) and len(data["points"]) == 16
+    assert main(["predict", str(photo), "--checkpoint", str(run_ckpt), "--out", str(tmp_path / "gh.v2")]) == 0
+    assert (tmp_path / "gh.v2.png").exists() and (tmp_path / "gh.v2.json").exists()
+    capsys.readouterr()
+    # a missing output folder is found before the checkpoint is even read
+    assert main(["predict", str(photo), "--checkpoint", "missing.npz", "--out", str(tmp_path / "nope" / "x")]) == 2
+    lines, _ = error_lines(capsys)
+    assert len(lines) == 1 and "does not exist" in lines[0] and "nope" in lines[0]
+
+
+def test_cli_predict_refuses_a_decompression_bomb(tmp_path, capsys, run_ckpt, monkeypatch):
+    from PIL import Image
+    Image.new("RGB", (64, 64)).save(tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "bomb.png"), "--checkpoint", str(run_ckpt),
+                 "--out", str(tmp_path / "o")]) == 2
+    lines, _ = error_lines(capsys)
+    assert len(lines) == 1 and "too large" in lines[0]
+
+
+def test_cli_divergence_is_one_error_line(tmp_path, capsys):
+    capsys.readouterr()
+    assert main(TINY_TRAIN + ["--lr", "1e30", "--lr-end", "1e30", "--steps", "3", "--out", str(tmp_path)]) == 1
+    lines, err = error_lines(capsys)
+    assert len(lines) == 1 and "diverged at step" in lines[0], err
+
+
+# ---- 9. loaders skip or refuse invalid values -------------------------------------------------------
+
+def _mpii_json(tmp_path, records, name="mpii.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(records))
+    return path
+
+
+def _person(**kw):
+    rec = {"image": "a.jpg", "center": [50.0, 60.0], "scale": 1.5,
+           "joints": [[10.0 + j, 20.0 + j] for j in range(16)], "joints_vis": [1] * 16}
+    rec.update(kw)
+    return rec
+
+
+def test_mpii_json_skips_people_with_invalid_values(tmp_path):
+    from tinybin.data import load_mpii_json
+    bad = [_person(scale=float("nan")), _person(scale=-1.0), _person(scale=float("inf")), _person(scale=0),
+           _person(center=[float("nan"), 3.0]), _person(center=[1.0, float("-inf")]),
+           _person(joints=[[float("nan"), 1.0]] + [[1.0, 1.0]] * 15), _person(joints=[[1e39, 1.0]] * 16)]
+    good = _person()
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(bad + [good]).replace("Infinity", "1e999"))
+    recs = load_mpii_json(path)
+    assert len(recs) == 1 and recs[0]["visible"].sum() == 16
+    # no joints but joints_vis = 1: nothing visible (was 16 joints at (-1, -1))
+    nj = {k: v for k, v in _person().items() if k != "joints"}
+    recs = load_mpii_json(_mpii_json(tmp_path, [nj], "nj.json"))
+    assert recs[0]["visible"].sum() == 0
+
+
+def test_mpii_mat_skips_people_with_invalid_values(tmp_path):
+    import scipy.io
+    from tinybin.data import load_mpii_mat
+
+    def rect(scale, ox, oy, x0=101.0):
+        pts = np.zeros((1, 2), dtype=[("x", "O"), ("y", "O"), ("id", "O")])
+        pts[0, 0] = (x0, 51.0, 0)
+        pts[0, 1] = (111.0, 61.0, 9)
+        return (91.0, 31.0, 121.0, 71.0, {"point": pts}, scale, {"x": ox, "y": oy})
+    people = [rect(2.0, 111.0, 101.0), rect(np.nan, 111.0, 101.0), rect(-2.0, 111.0, 101.0),
+              rect(np.inf, 111.0, 101.0), rect(2.0, np.nan, 101.0), rect(2.0, 111.0, -np.inf),
+              rect(2.0, 111.0, 101.0, x0=np.nan), rect(2.0, 111.0, 101.0, x0=np.inf)]
+    dt = [("x1", "O"), ("y1", "O"), ("x2", "O"), ("y2", "O"), ("annopoints", "O"), ("scale", "O"), ("objpos", "O")]
+    rects = np.zeros((1, len(people)), dtype=dt)
+    for i, r in enumerate(people):
+        rects[0, i] = r
+    ann = np.zeros((1, 1), dtype=[("image", "O"), ("annorect", "O")])
+    ann[0, 0] = ({"name": "000001.jpg"}, rects)
+    scipy.io.savemat(tmp_path / "m.mat", {"RELEASE": {"annolist": ann, "img_train": np.array([[1]])}})
+    recs = load_mpii_mat(tmp_path / "m.mat")
+    assert [r["person_index"] for r in recs] == [0]
+
+
+@pytest.mark.parametrize("name", ["../../x.jpg", "/etc/passwd", "a/../../b.jpg"])
+def test_image_names_must_stay_inside_the_image_folder(tmp_path, name):
+    from tinybin.data import load_mpii_json
+    (tmp_path / "images").mkdir()
+    with pytest.raises(ValueError, match="outside the image folder|relative path inside"):
+        load_mpii_json(_mpii_json(tmp_path, [_person(image=name)]), image_dir=tmp_path / "images")
+
+
+def test_image_names_inside_the_folder_are_fine(tmp_path):
+    from PIL import Image
+    from tinybin.data import load_mpii_json
+    (tmp_path / "images" / "sub").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "images" / "sub" / "a.jpg")
+    recs = load_mpii_json(_mpii_json(tmp_path, [_person(image="sub/./a.jpg")]), image_dir=tmp_path / "images")
+    assert recs[0]["image_path"].endswith(os.path.join("sub", "a.jpg"))
+
+
+def test_pts_encodings_and_values(tmp_path):
+    from tinybin.data import read_pts
+    body = "version: 1\nn_points: 2\n{\n1 2\n3 4\n}\n"
+    (tmp_path / "bom.pts").write_text("version: 1\nn_points: 2\n\ufeff{\n1 2\n3 4\n}\n", encoding="utf-8")
+    (tmp_path / "bom0.pts").write_bytes(b"\xef\xbb\xbf" + body.encode())
+    (tmp_path / "u16.pts").write_text(body, encoding="utf-16")
+    for f in ("bom.pts", "bom0.pts", "u16.pts"):
+        np.testing.assert_array_equal(read_pts(tmp_path / f), [[0, 1], [2, 3]])
+    (tmp_path / "big.pts").write_text(body.replace("3 4", "1e39 4"))
+    with pytest.raises(ValueError, match="float32"):
+        read_pts(tmp_path / "big.pts")
+    (tmp_path / "u16.json").write_text(json.dumps([_person()]), encoding="utf-16")
+    from tinybin.data import load_mpii_json
+    assert len(load_mpii_json(tmp_path / "u16.json")) == 1
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="nested|JSON"):
+        load_mpii_json(tmp_path / "deep.json")
+
+
+def test_empty_batches_and_predictions_are_refused(tmp_path):
+    from tinybin.data import RecordDataset, load_mpii_json
+    ds = RecordDataset(load_mpii_json(_mpii_json(tmp_path, [_person()])), resolution=16)
+    with pytest.raises(ValueError, match="empty"):
+        ds.batch([])

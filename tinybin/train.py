@@ -364,6 +364,9 @@ class Trainer:
             out = self.net(Tensor(x), num_stacks=phase + 1)
         else:
             out = self.net(Tensor(x))
+        bad = next((i for i, o in enumerate(_as_list(out)) if not np.isfinite(o.data).all()), None)
+        if bad is not None:  # finite weights can still overflow the activations
+            raise FloatingPointError(self._diverged(step, f"the output of stack {bad + 1} is NaN or Inf"))
         loss = compute_loss(out, batch, self.cfg, active)
         val = float(loss.data)
         if not np.isfinite(val):
