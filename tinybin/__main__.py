@@ -23,6 +23,62 @@ class CLIError(Exception):
     """An error to report in one line, without a traceback."""
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help shows every default (also of options without a help text) and keeps the
+    descriptions' line breaks."""
+
+    def _format_action(self, action):
+        if action.help is None and action.option_strings and action.default is not argparse.SUPPRESS:
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
+
+
+# ---- argument types: a bad value is one `error:` line naming the flag, exit status 2 ----------
+
+def _int_min(lo: int):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {lo}, got {v}")
+        return v
+    parse.__name__ = f"integer >= {lo}"
+    return parse
+
+
+def _float_in(lo: float, hi: float = float("inf"), lo_open: bool = True):
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        ok = np.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
+        if not ok:
+            rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}]" if np.isfinite(hi) else f"{'>' if lo_open else '>='} {lo:g}"
+            raise argparse.ArgumentTypeError(f"must be a finite number {'in ' if np.isfinite(hi) else ''}{rng}, got {text}")
+        return v
+    parse.__name__ = "number"
+    return parse
+
+
+def _finite_any(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not np.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return v
+
+
+def _recipe():
+    """The training recipe and data settings the experiments use: the CLI defaults."""
+    from .experiments import BUDGET, DATA
+    return BUDGET, DATA
+
+
 # ---- helpers ---------------------------------------------------------------------------------
 
 def _net_args(p: argparse.ArgumentParser) -> None:
@@ -31,10 +87,11 @@ def _net_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--block", default="hpm", choices=list(BLOCKS),
                    help="the residual block (tinybin.blocks.BLOCKS; default: hpm)")
     g.add_argument("--real", action="store_true", help="real-valued network (ReLU, float weights)")
-    g.add_argument("--width", type=int, default=None, help="channels F (downscaled: 64, paper: 256)")
-    g.add_argument("--depth", type=int, default=None, help="hourglass depth D (downscaled: 3, paper: 4)")
-    g.add_argument("--resolution", type=int, default=None, help="input size R (downscaled: 64, paper: 256)")
-    g.add_argument("--stacks", type=int, default=1)
+    g.add_argument("--width", type=_int_min(4), default=None, help="channels F (downscaled: 64, paper: 256)")
+    g.add_argument("--depth", type=_int_min(1), default=None, help="hourglass depth D (downscaled: 3, paper: 4)")
+    g.add_argument("--resolution", type=_int_min(16), default=None,
+                   help="input size R (downscaled: 64, paper: 256)")
+    g.add_argument("--stacks", type=_int_min(1), default=1)
     g.add_argument("--improved", action="store_true", help="U-Net-like hourglass (paper Fig. 11)")
     g.add_argument("--pool", default="max", choices=["max", "avg"])
     g.add_argument("--relu-after-conv", action="store_true", help="the '+ReLU' variant (Table 4)")
@@ -52,18 +109,47 @@ def _build(a, num_landmarks: int = 16):
 
 
 def load_network(path: str):
-    """Rebuild the network a checkpoint was saved from and load its weights."""
-    from .models import HourGlass
-    from .serialization import load, read_meta, read_npz
+    """Rebuild the network a checkpoint was saved from and load its weights (the file is checked
+    before anything is built: `tinybin.serialization.load_network`)."""
+    from . import serialization
     if not os.path.exists(path):
         raise CLIError(f"checkpoint {path!r} does not exist")
     try:
-        meta = read_meta(read_npz(path), path, "checkpoint")
-        net = HourGlass.from_config(meta["config"])
-        load(net, path)
-    except (ValueError, TypeError, KeyError) as e:
+        return serialization.load_network(path)
+    except ValueError as e:
         raise CLIError(f"cannot load checkpoint {path!r}: {e}") from None
-    return net
+
+
+def _checkpoint_meta(path: str) -> dict:
+    from .serialization import NpzReader, read_meta
+    with NpzReader(path) as z:
+        return read_meta(z, path, "checkpoint")
+
+
+def _check_out_stem(stem: str, what: str) -> None:
+    """An output path stem whose folder must exist (checked before any work)."""
+    folder = os.path.dirname(os.path.abspath(stem))
+    if not os.path.isdir(folder):
+        raise CLIError(f"{what}: folder {os.path.dirname(stem) or folder!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise CLIError(f"{what}: folder {folder!r} is not writable")
+
+
+def landmark_names(num_landmarks: int) -> list[str]:
+    """Names of a network's output maps: MPII joints (16), iBUG-68 face points named by group
+    (68, e.g. "jaw_1"), part classes (7), else "point_1", ..."""
+    from .skeletons import FACE68_GROUPS, FACE_PARTS, MPII_JOINTS
+    if num_landmarks == len(MPII_JOINTS):
+        return list(MPII_JOINTS)
+    if num_landmarks == 68:
+        names = [""] * 68
+        for group, idx in FACE68_GROUPS.items():
+            for k, i in enumerate(idx):
+                names[i] = f"{group}_{k + 1}"
+        return names
+    if num_landmarks == len(FACE_PARTS):
+        return list(FACE_PARTS)
+    return [f"point_{i + 1}" for i in range(num_landmarks)]
 
 
 def _data(kind: str, n_train: int, n_test: int, resolution: int, seed: int, difficulty: float):
@@ -104,6 +190,8 @@ def cmd_demo(a) -> int:
     from .train import TrainConfig, Trainer, annotated, evaluate, write_json
 
     out = a.out
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CLIError(f"--out {out!r} is a file, not a folder")
     os.makedirs(out, exist_ok=True)
     quick = a.quick or os.environ.get("TINYBIN_QUICK") == "1"
     steps = 3 if quick else a.steps
@@ -210,14 +298,21 @@ def cmd_train(a) -> int:
     R = net.config["resolution"]
     train, test = _data(kind.name, a.n_train, a.n_test, R, a.seed, a.difficulty)
     cfg = TrainConfig(steps=a.steps, batch_size=a.batch_size, lr=a.lr, lr_end=a.lr_end, seed=a.seed,
-                      loss=a.loss or kind.loss, augment=not a.no_augment,
+                      loss=a.loss or kind.loss, augment=not a.no_augment, clip_latent=a.clip_latent,
                       ckpt_every=a.ckpt_every, eval_every=a.eval_every)
     print(f"training {net.config} ({count_parameters(net):,} parameters) -> {a.out}", flush=True)
-    tr = Trainer(net, train, cfg, val=test, out_dir=a.out)
+    tr = Trainer(net, train, cfg, val=test, out_dir=a.out, progress=not a.no_progress)
     tr.fit(resume=not a.restart)
     res = tr.evaluate()
-    print(json.dumps({k: v for k, v in res.items() if k not in ("errors",)}, indent=1))
+    res["data"] = dict(kind=kind.name, n_test=a.n_test, resolution=R, difficulty=a.difficulty, seed=a.seed)
+    _print_json({k: v for k, v in res.items() if k not in ("errors",)})
     return 0
+
+
+def _print_json(obj) -> None:
+    """Valid JSON on stdout: NaN/Inf (e.g. an NME over no visible points) are written as null."""
+    from .serialization import json_safe
+    print(json.dumps(json_safe(obj), indent=1, allow_nan=False))
 
 
 def cmd_eval(a) -> int:
@@ -232,7 +327,9 @@ def cmd_eval(a) -> int:
         raise CLIError(f"the network has {L} output maps but {kind.name!r} data has {kind.num_landmarks}")
     _, test = _data(kind.name, 1, a.n, net.config["resolution"], a.seed, a.difficulty)
     res = evaluate(net, test)
-    print(json.dumps({k: v for k, v in res.items() if k not in ("errors",)}, indent=1))
+    res["data"] = dict(kind=kind.name, n=a.n, resolution=net.config["resolution"], difficulty=a.difficulty,
+                       seed=a.seed, split="test")
+    _print_json({k: v for k, v in res.items() if k not in ("errors",)})
     return 0
 
 
@@ -269,20 +366,29 @@ def cmd_predict(a) -> int:
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
-    from PIL import Image, UnidentifiedImageError
 
     from . import viz
     from .heatmaps import decode, heatmap_to_image
+    from .images import read_image
     from .transforms import apply_affine, crop_transform, invert_affine, warp_image
 
     if not os.path.exists(a.image):
         raise CLIError(f"image {a.image!r} does not exist")
-    try:
-        with Image.open(a.image) as im:
-            img = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as e:
-        raise CLIError(f"cannot read {a.image!r} as an image ({e})") from None
+    # outputs: IMAGE.landmarks.png/.json next to the image, or --out STEM(.png/.json) as given
+    if a.out:
+        stem = a.out  # a stem: only a .png / .json ending is dropped (gh.v2 stays gh.v2)
+        for ext in (".png", ".json"):
+            stem = stem[:-len(ext)] if stem.endswith(ext) else stem
+    else:
+        stem = os.path.splitext(a.image)[0] + ".landmarks"
+    _check_out_stem(stem, "--out")
+    img = read_image(a.image)
     net = load_network(a.checkpoint)
+    data = (_checkpoint_meta(a.checkpoint).get("data_settings") or {}).get("class", "")
+    if not data or "Synthetic" in data:
+        print("warning: this model was trained on tinybin's synthetic figures"
+              + ("" if data else " (or its training data is not recorded)")
+              + ": it is a teaching model, not a landmark detector for photographs", file=sys.stderr)
     R = net.config["resolution"]
     H, W = img.shape[:2]
     if a.center is not None:
@@ -297,7 +403,6 @@ def cmd_predict(a) -> int:
     maps = _float_forward(net, crop[None].astype(np.float32))[0]
     pts_hm, scores = decode(maps)
     pts = apply_affine(heatmap_to_image(pts_hm, 4), invert_affine(M))
-    stem = os.path.splitext(a.out or os.path.basename(a.image) + ".landmarks")[0]
     fig = Figure(figsize=(6, 6 * H / max(W, 1)))
     ax = fig.subplots()
     L = net.config["num_landmarks"]
@@ -312,6 +417,7 @@ def cmd_predict(a) -> int:
     fig.savefig(stem + ".png", dpi=100, bbox_inches="tight")
     with open(stem + ".json", "w") as fh:
         json.dump({"image": a.image, "center": center.tolist(), "scale": scale,
+                   "names": landmark_names(L),
                    "points": np.round(pts, 2).tolist(), "scores": np.round(1 / (1 + np.exp(-scores)), 4).tolist()},
                   fh, indent=1)
     print(f"wrote {stem}.png and {stem}.json ({L} landmarks)")
@@ -320,89 +426,108 @@ def cmd_predict(a) -> int:
 
 # ---- parser ------------------------------------------------------------------------------------
 
+def _prog() -> str:
+    """`tinybin` when run as the installed script, else `python -m tinybin`."""
+    return "tinybin" if os.path.basename(sys.argv[0] or "") == "tinybin" else "python -m tinybin"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .data import KINDS
     from .losses import LOSSES
-    ap = argparse.ArgumentParser(prog="python -m tinybin", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    budget, data = _recipe()
+    ap = argparse.ArgumentParser(prog=_prog(), description=__doc__, formatter_class=_Formatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
 
-    d = sub.add_parser("demo", help="the main job (what `make demo` runs)")
-    d.add_argument("--out", default=os.path.join("runs", "demo"), help="output folder (default: ./runs/demo)")
-    d.add_argument("--steps", type=int, default=700, help="training steps per network")
-    d.add_argument("--seed", type=int, default=0)
+    def command(name, **kw):
+        return sub.add_parser(name, formatter_class=_Formatter, **kw)
+
+    d = command("demo", help="the main job (what `make demo` runs)")
+    d.add_argument("--out", default=os.path.join("runs", "demo"), help="output folder")
+    d.add_argument("--steps", type=_int_min(1), default=700, help="training steps per network")
+    d.add_argument("--seed", type=_int_min(0), default=0)
     d.add_argument("--quick", action="store_true", help="a few steps on tiny data (smoke test)")
-    d.add_argument("--no-progress", action="store_true")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.set_defaults(fn=cmd_demo)
 
-    t = sub.add_parser("train", help="train on synthetic data (resumes from OUT/checkpoint.npz)")
+    t = command("train", help="train on synthetic data (resumes from OUT/checkpoint.npz)",
+                description="Train a network on synthetic data. The defaults are the recipe of the "
+                            "experiments (tinybin.experiments.BUDGET and DATA).")
     _net_args(t)
     t.add_argument("--data", default="pose", choices=list(KINDS), help="the data kind (tinybin.data.KINDS)")
-    t.add_argument("--steps", type=int, default=1000)
-    t.add_argument("--batch-size", type=int, default=16)
-    t.add_argument("--lr", type=float, default=2.5e-4)
-    t.add_argument("--lr-end", type=float, default=5e-5)
+    t.add_argument("--steps", type=_int_min(0), default=budget["steps"])
+    t.add_argument("--batch-size", type=_int_min(1), default=budget["batch_size"])
+    t.add_argument("--lr", type=_float_in(0), default=budget["lr"])
+    t.add_argument("--lr-end", type=_float_in(0), default=budget["lr_end"],
+                   help="the learning rate after four geometric drops (= --lr: constant)")
     t.add_argument("--loss", default=None, choices=list(LOSSES),
-                   help="tinybin.losses.LOSSES (default: the data kind's loss)")
+                   help="tinybin.losses.LOSSES (None: the data kind's loss)")
+    t.add_argument("--clip-latent", type=_float_in(0), default=None,
+                   help="clamp the latent binary weights to [-C, C]")
     t.add_argument("--no-augment", action="store_true")
-    t.add_argument("--n-train", type=int, default=3000)
-    t.add_argument("--n-test", type=int, default=400)
-    t.add_argument("--difficulty", type=float, default=0.5)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--ckpt-every", type=int, default=100)
-    t.add_argument("--eval-every", type=int, default=0)
+    t.add_argument("--n-train", type=_int_min(1), default=data["n_train"])
+    t.add_argument("--n-test", type=_int_min(1), default=data["n_test"])
+    t.add_argument("--difficulty", type=_float_in(0, 1, lo_open=False), default=data["difficulty"])
+    t.add_argument("--seed", type=_int_min(0), default=0)
+    t.add_argument("--ckpt-every", type=_int_min(0), default=100, help="0: only at the end")
+    t.add_argument("--eval-every", type=_int_min(0), default=0, help="0: only at the end")
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
-    t.add_argument("--out", default=os.path.join("runs", "train"), help="output folder (default: ./runs/train)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--out", default=os.path.join("runs", "train"), help="output folder")
     t.set_defaults(fn=cmd_train)
 
-    e = sub.add_parser("eval", help="evaluate a checkpoint on synthetic test data")
+    e = command("eval", help="evaluate a checkpoint on synthetic test data")
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--data", choices=list(KINDS), default=None,
-                   help="the data kind (default: the one whose landmark count the network has)")
-    e.add_argument("--n", type=int, default=400)
-    e.add_argument("--difficulty", type=float, default=0.5)
-    e.add_argument("--seed", type=int, default=0)
+                   help="the data kind (None: the one whose landmark count the network has)")
+    e.add_argument("--n", type=_int_min(1), default=data["n_test"], help="test images")
+    e.add_argument("--difficulty", type=_float_in(0, 1, lo_open=False), default=data["difficulty"])
+    e.add_argument("--seed", type=_int_min(0), default=0)
     e.set_defaults(fn=cmd_eval)
 
-    b = sub.add_parser("bench", help="packed vs float forward time of a binary network")
+    b = command("bench", help="packed vs float forward time of a binary network")
     _net_args(b)
     b.add_argument("--checkpoint", default=None)
-    b.add_argument("--batch", type=int, default=1)
-    b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--batch", type=_int_min(1), default=1)
+    b.add_argument("--repeats", type=_int_min(1), default=5)
     b.set_defaults(fn=cmd_bench)
 
-    s = sub.add_parser("summary", help="per-layer parameters, bytes and MACs")
+    s = command("summary", help="per-layer parameters, bytes and MACs")
     _net_args(s)
     s.add_argument("--checkpoint", default=None)
     s.set_defaults(fn=cmd_summary)
 
-    p = sub.add_parser("predict", help="landmarks on your own image",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="""Predict landmarks on IMAGE and write IMAGE.landmarks.png / .json.
+    p = command("predict", help="landmarks on your own image",
+                description="""Predict landmarks on IMAGE and write IMAGE.landmarks.png / .json next to it.
 
 The network sees a square crop of side 200*SCALE pixels centred at (X, Y), resized to its input
 resolution (the MPII convention: SCALE is the person's height / 200, the centre is the middle of
 the person). Without --center the crop is centred on the image; without --scale it covers the
-whole image (SCALE = max(height, width) / 200). For a face, SCALE ~ (box width + height) / 190.""")
-    p.add_argument("image", help="PNG or JPEG, any size, RGB or greyscale")
+whole image (SCALE = max(height, width) / 200). For a face, SCALE ~ (box width + height) / 190.
+A model trained on tinybin's synthetic figures is a teaching model, not a detector for photographs.""")
+    p.add_argument("image", help="an image file (PNG, JPEG, TIFF, ...; 8/16-bit, float, greyscale, alpha)")
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by `train` or `demo`")
-    p.add_argument("--center", nargs=2, type=float, metavar=("X", "Y"), default=None)
-    p.add_argument("--scale", type=float, default=None, metavar="S")
-    p.add_argument("--out", default=None, help="output path stem (default: IMAGE.landmarks)")
+    p.add_argument("--center", nargs=2, type=_finite_any, metavar=("X", "Y"), default=None)
+    p.add_argument("--scale", type=_float_in(0), default=None, metavar="S")
+    p.add_argument("--out", default=None,
+                   help="output path stem: writes STEM.png and STEM.json (None: IMAGE.landmarks)")
     p.set_defaults(fn=cmd_predict)
+    ap._commands = {"demo": d, "train": t, "eval": e, "bench": b, "summary": s, "predict": p}
     return ap
 
 
 def main(argv=None) -> int:
-    a = build_parser().parse_args(argv)
+    ap = build_parser()
+    a, extra = ap.parse_known_args(argv)
+    if extra:  # the subcommand's usage, not the top level's
+        ap._commands[a.cmd].error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return a.fn(a)
-    except CLIError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (CLIError, ValueError) as e:  # bad input that reached the library: one line, no traceback
+        print(f"{ap.prog}: error: {e}", file=sys.stderr)
         return 2
-    except ValueError as e:  # bad input that reached the library: one line, no traceback
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except FloatingPointError as e:  # a diverged training run (the last good checkpoint is kept)
+        print(f"{ap.prog}: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -200,7 +200,8 @@ class HourGlass(Module):
 
     # ---- forward ---------------------------------------------------------------------------
     def check_input(self, x) -> Tensor:
-        """Tensor (or array) (N, R, R, 3), float, finite -> Tensor; otherwise ValueError."""
+        """Tensor, array or nested list (N, R, R, 3), float, finite -> Tensor of the weights'
+        dtype (float64 images are converted); otherwise ValueError."""
         a = x.data if isinstance(x, Tensor) else np.asarray(x)
         R = self.config["resolution"]
         if a.dtype not in (np.float32, np.float64):
@@ -213,6 +214,9 @@ class HourGlass(Module):
             raise ValueError("HourGlass: empty batch")
         if not np.isfinite(a).all():
             raise ValueError("HourGlass: input images contain NaN or Inf")
+        dtype = self.conv1.weight.data.dtype  # float64 images / nested lists meet float32 weights
+        if a.dtype != dtype:
+            return Tensor(a.astype(dtype))
         return x if isinstance(x, Tensor) else Tensor(a)
 
     def features(self, x) -> Tensor:

@@ -31,7 +31,7 @@ import numpy as np
 from . import functional as F
 from .kernels import bitpack, xnor
 from .nn import Module, PreActConv
-from .serialization import atomic_savez, meta_array, read_meta, read_npz
+from .serialization import atomic_savez, meta_array, read_meta
 from .tensor import Tensor, no_grad
 
 PACKED_KIND = "packed-network"
@@ -170,57 +170,142 @@ def pack(net: Module) -> PackedNetwork:
     return PackedNetwork(twin, names)
 
 
+_INDEX_COLUMNS = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "relu_after_conv",
+                  "w_offset", "w_length", "f_offset", "f_length")
+
+
+def _read_validated(path: str):
+    """Read and check a packed file before anything is built; returns (meta, config, units, z).
+
+    Checks, from headers first: the metadata (a unique list of unit names), the three packed
+    arrays' dtypes and shapes (uint64 words, float32 floats, an integer (n_units, 10) index),
+    the config (limits, size estimate, consistency with the file's size), a cap on all data; then
+    every index column: geometry >= 1 (stride, padding, relu flag in range), offsets laid out
+    exactly as `save` writes them (contiguous, in unit order, covering both arrays: so in range
+    and non-overlapping), lengths matching the geometry, finite floats, alpha >= 0, zero tail bits.
+    """
+    from .serialization import NpzReader, check_config, check_values
+    z = NpzReader(path)
+    try:
+        meta = read_meta(z, path, PACKED_KIND)
+        names = meta.get("units", [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"{path}: metadata 'units' must be a list of unit names")
+        if len(set(names)) != len(names):
+            raise ValueError(f"{path}: unit names are not unique")
+        want = {"packed/w_bits": ("u", 1), "packed/floats": ("f", 1), "packed/index": ("i", 2)}
+        for key, (kind, ndim) in want.items():
+            e = z.entries.get(key)
+            if e is None:
+                raise ValueError(f"{path}: missing array {key!r}")
+            if e.dtype.kind != kind or len(e.shape) != ndim:
+                raise ValueError(f"{path}: {key} must be a {ndim}-d {dict(u='uint64', f='float32', i='integer')[kind]} "
+                                 f"array, got {e.dtype} {e.shape}")
+        if z.entries["packed/w_bits"].dtype != np.uint64 or z.entries["packed/floats"].dtype != np.float32:
+            raise ValueError(f"{path}: packed words must be uint64 and floats float32")
+        if z.entries["packed/index"].shape != (len(names), len(_INDEX_COLUMNS)):
+            raise ValueError(f"{path}: packed index has shape {z.entries['packed/index'].shape}, expected "
+                             f"({len(names)}, {len(_INDEX_COLUMNS)}) for its {len(names)} units")
+        for k, e in z.entries.items():
+            if k.startswith("float/") and e.dtype not in (np.float32, np.float64):
+                raise ValueError(f"{path}: {k} has dtype {e.dtype}, expected float32 (or float64)")
+        declared = sum(e.size * (64 if e.dtype == np.uint64 else 1) for k, e in z.entries.items()
+                       if e.dtype.kind != "U")
+        config = check_config(meta["config"], path, declared)
+        from .serialization import estimate_size
+        z.check_cap(8 * estimate_size(config)[0] + (1 << 20), "a network of this config")
+        index = z.read("packed/index").astype(np.int64)
+        words, floats = z.read("packed/w_bits"), z.read("packed/floats")
+        check_values(f"{path}: packed/floats", floats)
+        units, wo_expect, fo_expect = {}, 0, 0
+        for name, row in zip(names, index.tolist()):
+            g = dict(zip(_INDEX_COLUMNS, row))
+            cin, cout, k, st, pad = (g[c] for c in _INDEX_COLUMNS[:5])
+            bad = [c for c, ok in (("in_channels", cin >= 1), ("out_channels", cout >= 1), ("kernel_size", k >= 1),
+                                   ("stride", st >= 1), ("padding", 0 <= pad < k),
+                                   ("relu_after_conv", g["relu_after_conv"] in (0, 1))) if not ok]
+            if bad:
+                raise ValueError(f"{path}: unit {name} has invalid {', '.join(bad)} in its index row {row}")
+            nw = bitpack.n_words(cin)
+            if (g["w_offset"], g["w_length"], g["f_offset"], g["f_length"]) != \
+                    (wo_expect, cout * k * k * nw, fo_expect, 2 * cin + cout):
+                raise ValueError(f"{path}: unit {name} has inconsistent offsets or sizes in its index row "
+                                 f"{row} (corrupt file?)")
+            wo_expect += g["w_length"]
+            fo_expect += g["f_length"]
+            if wo_expect > words.size or fo_expect > floats.size:
+                raise ValueError(f"{path}: unit {name} points past the end of the packed arrays")
+            w = words[g["w_offset"]:wo_expect].reshape(cout, k, k, nw)
+            if cin % 64 and (w[..., -1] >> np.uint64(cin % 64)).any():
+                raise ValueError(f"{path}: unit {name} has bits set beyond its {cin} channels")
+            f = floats[g["f_offset"]:fo_expect]
+            if (f[2 * cin:] < 0).any():
+                raise ValueError(f"{path}: unit {name} has a negative alpha")
+            units[name] = dict(geom=np.array(row[:6]), scale=f[:cin], shift=f[cin:2 * cin], alpha=f[2 * cin:],
+                               w_bits=w)
+        if (wo_expect, fo_expect) != (words.size, floats.size):
+            raise ValueError(f"{path}: packed arrays hold {words.size} words and {floats.size} floats, "
+                             f"the index uses {wo_expect} and {fo_expect}")
+        return meta, config, units, z
+    except BaseException:
+        z.close()
+        raise
+
+
 def load(path, build: Callable[[dict], Module] | None = None) -> PackedNetwork:
     """Read a packed network written by `PackedNetwork.save`.
 
-    The float skeleton is rebuilt from the stored config with `build(config)` (default:
-    `HourGlass.from_config`), its binary units are replaced by packed ones read from the file.
-    Raises ValueError for a missing, truncated or corrupt file or inconsistent arrays.
+    The whole file is validated first (`_read_validated`: metadata, config limits and size
+    estimate, every index column, offsets, dtypes, values); then the float skeleton is rebuilt
+    from the stored config with `build(config)` (default: `HourGlass.from_config`), every unit's
+    geometry (channels, kernel, stride, padding, relu flag) is compared with the rebuilt one, and
+    its binary units are replaced by packed ones read from the file. Raises ValueError for a
+    missing, truncated, corrupt or inconsistent file.
     """
+    from .serialization import check_values
     path = str(path)
-    arrays = read_npz(path)
-    meta = read_meta(arrays, path, PACKED_KIND)
-    if build is None:
-        from .models import HourGlass
-        build = HourGlass.from_config
-    try:
-        net = build(meta["config"])
-    except (TypeError, ValueError, KeyError) as e:
-        raise ValueError(f"{path}: cannot rebuild the network from its config ({e})") from None
-    net.eval()
-    try:
-        words, floats, index = arrays["packed/w_bits"], arrays["packed/floats"], arrays["packed/index"]
-    except KeyError as e:
-        raise ValueError(f"{path}: missing array {e}") from None
-    names_in_file = list(meta.get("units", []))
-    if index.ndim != 2 or index.shape != (len(names_in_file), 10) or words.dtype != np.uint64:
-        raise ValueError(f"{path}: packed index does not match its unit list")
-    units = {}
-    for name, (cin, cout, k, st, pad, relu, wo, wl, fo, fl) in zip(names_in_file, index.tolist()):
-        if wo + wl > words.size or fo + fl > floats.size or fl != 2 * cin + cout \
-                or wl != cout * k * k * bitpack.n_words(cin):
-            raise ValueError(f"{path}: unit {name} has inconsistent sizes (corrupt file?)")
-        f = floats[fo:fo + fl]
-        units[name] = dict(geom=np.array([cin, cout, k, st, pad, relu]), scale=f[:cin], shift=f[cin:2 * cin],
-                           alpha=f[2 * cin:], w_bits=words[wo:wo + wl].reshape(cout, k, k, bitpack.n_words(cin)))
+    meta, config, units, z = _read_validated(path)
+    with z:
+        if build is None:
+            from .models import HourGlass
+            build = HourGlass.from_config
+        try:
+            net = build(config)
+        except (TypeError, ValueError, KeyError) as e:
+            raise ValueError(f"{path}: cannot rebuild the network from its config ({e})") from None
+        net.eval()
 
-    def make(name, unit):
-        if name not in units:
-            raise ValueError(f"{path}: no packed weights for unit {name}")
-        p = PackedPreActConv.from_arrays(units[name])
-        if (p.in_channels, p.out_channels, p.kernel_size) != (unit.in_channels, unit.out_channels,
-                                                             unit.kernel_size):
-            raise ValueError(f"{path}: unit {name} has the wrong geometry for this network")
-        return p
+        def make(name, unit):
+            if name not in units:
+                raise ValueError(f"{path}: no packed weights for unit {name}")
+            geom = tuple(int(v) for v in units[name]["geom"])
+            mine = (unit.in_channels, unit.out_channels, unit.kernel_size, unit.stride, unit.conv.padding,
+                    int(unit.relu_after_conv))
+            if geom != mine:
+                diff = [c for c, a, b in zip(_INDEX_COLUMNS, geom, mine) if a != b]
+                raise ValueError(f"{path}: unit {name} has the wrong {', '.join(diff)} for this network "
+                                 f"(file {geom}, network {mine})")
+            return PackedPreActConv.from_arrays(units[name])
 
-    names = _swap_units(net, make)
-    if sorted(names) != sorted(units):
-        raise ValueError(f"{path}: the file's packed units do not match the network rebuilt from its config")
-    state = {k[len("float/"):]: v for k, v in arrays.items() if k.startswith("float/")}
-    try:
-        net.load_state_dict(state)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+        names = _swap_units(net, make)
+        if sorted(names) != sorted(units):
+            raise ValueError(f"{path}: the file's packed units do not match the network rebuilt from its config")
+        order = [n for n, _ in PackedNetwork(net, names).units()]
+        if order != list(units):  # two units of equal geometry must not trade weights
+            raise ValueError(f"{path}: the packed units are not listed in the network's order")
+        expected = net.state_dict()
+        keys = [k for k in z.entries if k.startswith("float/")]
+        for k in keys:
+            want = expected.get(k[len("float/"):])
+            if want is not None and z.entries[k].shape != want.shape:
+                raise ValueError(f"{path}: {k} has shape {z.entries[k].shape}, the network expects {want.shape}")
+        state = {k[len("float/"):]: z.read(k) for k in keys}
+        for k, v in state.items():
+            check_values(f"{path}: float/{k}", v)
+        try:
+            net.load_state_dict(state)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
     return PackedNetwork(net, names)
 
 

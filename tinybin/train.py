@@ -63,6 +63,27 @@ class TrainConfig:
     sequential_stacks: bool = False   # §8.2 stage-wise training of stacked networks
     finetune_steps: int = 0           # joint fine-tuning steps after sequential stages
 
+    def check(self) -> "TrainConfig":
+        """ValueError naming the first setting outside its range (steps < 0, lr = inf, ...)."""
+        def num(name, lo, strict=True, allow_none=False, integer=False):
+            v = getattr(self, name)
+            if v is None and allow_none:
+                return
+            ok = not isinstance(v, bool) and isinstance(v, (int, np.integer) if integer else (int, float, np.number))
+            ok = ok and np.isfinite(v) and (v > lo if strict else v >= lo)
+            if not ok:
+                kind = "an integer" if integer else "a finite number"
+                raise ValueError(f"TrainConfig: {name} must be {kind} {'>' if strict else '>='} {lo}, got {v!r}")
+        for name in ("steps", "eval_every", "ckpt_every", "finetune_steps", "seed"):
+            num(name, 0, strict=False, integer=True)
+        for name in ("batch_size", "stride", "eval_samples"):
+            num(name, 0, integer=True)
+        num("lr", 0)
+        num("lr_end", 0, allow_none=True)
+        num("sigma", 0)
+        num("clip_latent", 0, allow_none=True)
+        return self
+
     def total_steps(self, stacks: int = 1) -> int:
         if self.sequential_stacks and stacks > 1:
             return self.steps * stacks + self.finetune_steps
@@ -133,6 +154,8 @@ def predict(net: Module, images: np.ndarray, batch_size: int = 32, flip_perm=Non
     """Last-stack output maps (N, h, w, K) of `net` in eval mode, without gradients.
 
     With `flip_perm`, also runs the mirrored images and averages (flip testing, heatmaps only)."""
+    if len(images) == 0:
+        raise ValueError("predict: no images (an empty set)")
     was_training = net.training
     net.eval()
     outs = []
@@ -292,7 +315,7 @@ class Trainer:
                  out_dir: str | None = None, progress: bool = True,
                  on_eval: Callable[[int, dict], None] | None = None):
         self.net, self.data, self.val = net, data, val
-        self.cfg = cfg or TrainConfig()
+        self.cfg = (cfg or TrainConfig()).check()
         if len(data) < 1:
             raise ValueError("Trainer: the training set is empty")
         self.kind = getattr(data, "kind", "pose")
@@ -302,6 +325,8 @@ class Trainer:
             raise ValueError(f"Trainer: loss {loss.name!r} takes {loss.target} targets but {self.kind!r} "
                              f"data gives {losses.get_loss(kind.loss).target}; use e.g. loss={kind.loss!r}")
         self.out_dir = out_dir
+        _check_out_dir(out_dir)
+        self.data_settings = data_settings(data)
         self.progress = progress
         self.on_eval = on_eval
         self.stacks = int(getattr(net, "config", {}).get("stacks", 1))
@@ -309,6 +334,7 @@ class Trainer:
         self.history: dict[str, list] = {"step": [], "loss": [], "lr": [], "time": [],
                                          "eval_step": [], "eval_score": [], "eval_metrics": []}
         self.train_time = 0.0
+        self._saved_step = None
         self._phase = None
         self._setup_phase(0)
 
@@ -376,16 +402,43 @@ class Trainer:
             out = self.net(Tensor(x), num_stacks=phase + 1)
         else:
             out = self.net(Tensor(x))
+        bad = next((i for i, o in enumerate(_as_list(out)) if not np.isfinite(o.data).all()), None)
+        if bad is not None:  # finite weights can still overflow the activations
+            raise FloatingPointError(self._diverged(step, f"the output of stack {bad + 1} is NaN or Inf"))
         loss = compute_loss(out, batch, self.cfg, active)
         val = float(loss.data)
         if not np.isfinite(val):
-            raise FloatingPointError(f"loss became {val} at step {step}; try a lower learning rate")
+            raise FloatingPointError(self._diverged(step, f"the loss is {val}"))
         loss.backward()
         self.opt.step()
+        self.check_finite(step)
         self.history["step"].append(step)
         self.history["loss"].append(val)
         self.history["lr"].append(lr)
         return val
+
+    def check_finite(self, step: int) -> None:
+        """FloatingPointError naming the first non-finite parameter, buffer or optimizer state.
+
+        One float64 sum over every array (NaN and Inf propagate through a sum; float32 values
+        cannot overflow a float64 sum), so the cost is one pass over the weights and state; the
+        names are only looked up when the sum is not finite. `sign(NaN) = -1` would otherwise hide
+        a NaN weight from the loss."""
+        arrays = [p.data for _, p in self.net.named_parameters()] + [b for _, b in self.net.named_buffers()]
+        arrays += [a for st in self.opt.state for a in st.values()]
+        if np.isfinite(sum(float(np.sum(a, dtype=np.float64)) for a in arrays)):
+            return
+        named = [(f"parameter {k}", p.data) for k, p in self.net.named_parameters()]
+        named += [(f"buffer {k}", b) for k, b in self.net.named_buffers()]
+        named += [(f"optimizer state {k}", v) for k, v in self.opt.state_dict().items()
+                  if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
+        bad = next((n for n, a in named if not np.isfinite(a).all()), "an array")
+        raise FloatingPointError(self._diverged(step, f"{bad} contains NaN or Inf after the update"))
+
+    def _diverged(self, step: int, what: str) -> str:
+        keep = (f"; the last good checkpoint {self.ckpt_path} is kept (step {self._saved_step})"
+                if self.ckpt_path and self._saved_step is not None else "; nothing was saved")
+        return f"training diverged at step {step}: {what}{keep}. Try a lower learning rate (lr={self.cfg.lr:g})"
 
     # -- the loop ----------------------------------------------------------------------------
     @property
@@ -396,6 +449,8 @@ class Trainer:
         """Train until `cfg.total_steps()`; resume from `out_dir/checkpoint.npz` when it exists."""
         c = self.cfg
         total = c.total_steps(self.stacks)
+        if self.out_dir:
+            _check_out_dir(self.out_dir, create=True)
         if resume and self.ckpt_path and os.path.exists(self.ckpt_path):
             self.load_checkpoint(self.ckpt_path)
         bar = None
@@ -451,28 +506,93 @@ class Trainer:
         extra["phase"] = np.array(self._phase)
         extra["train_time"] = np.array(self.train_time)
         extra["history"] = np.array(json.dumps(self.history))
-        save_ckpt(self.net, path, extra=extra, meta={"train_config": asdict(self.cfg)})
+        save_ckpt(self.net, path, extra=extra, meta={"train_config": asdict(self.cfg),
+                                                      "data_settings": self.data_settings})
+        self._saved_step = self.step
         if self.out_dir:
             write_json(os.path.join(self.out_dir, "history.json"), self.history)
         return path
 
     def load_checkpoint(self, path: str) -> None:
+        """Resume from a run checkpoint. Every training setting and data setting must equal the
+        stored ones (ValueError naming the differences, before any weight is loaded), except that
+        a larger `steps` extends the run: the learning-rate schedule is then recomputed for the
+        new total, so the remaining steps follow the schedule of the longer run."""
+        self._check_resume(path)
         info = load_ckpt(self.net, path)
         ex = info["extra"]
-        saved_cfg = info["meta"].get("train_config", {})
-        mine = asdict(self.cfg)
-        differs = {k for k in ("seed", "batch_size", "loss", "optimizer", "lr", "augment")
-                   if k in saved_cfg and saved_cfg[k] != mine[k]}
-        if differs:
-            raise ValueError(f"{path}: checkpoint was trained with a different config ({sorted(differs)})")
         self.step = int(ex["step"])
+        self._saved_step = self.step
         self._phase = None
         self._setup_phase(int(ex["phase"]))
         self.opt.load_state_dict({k[4:]: v for k, v in ex.items() if k.startswith("opt/")})
         self.train_time = float(ex["train_time"])
         self.history = json.loads(str(ex["history"]))
 
+    def _check_resume(self, path: str) -> None:
+        from .serialization import NpzReader, read_meta
+        with NpzReader(path) as z:
+            meta = read_meta(z, path, "checkpoint")
+            need = ["extra/step", "extra/phase", "extra/train_time", "extra/history", "extra/opt/t"]
+            missing = [k[6:] for k in need if k not in z.entries]
+            if "train_config" not in meta or missing:
+                raise ValueError(f"{path}: not a training-run checkpoint (it lacks the training state "
+                                 f"{missing or ['train_config']}; a file written by tinybin.save holds "
+                                 f"weights only: load it with tinybin.load, or train into another folder)")
+        saved = {**{f"train.{k}": v for k, v in dict(meta["train_config"]).items()},
+                 **{f"data.{k}": v for k, v in dict(meta.get("data_settings") or {}).items()}}
+        mine = {**{f"train.{k}": v for k, v in asdict(self.cfg).items()},
+                **{f"data.{k}": v for k, v in self.data_settings.items()}}
+        mine = json.loads(json.dumps(mine))
+        differs = {k: (saved.get(k), mine.get(k)) for k in sorted(set(saved) | set(mine))
+                   if saved.get(k) != mine.get(k)}
+        steps = differs.get("train.steps")
+        if steps and isinstance(steps[0], int) and isinstance(steps[1], int) and steps[1] > steps[0]:
+            del differs["train.steps"]  # extending a run is allowed
+        if differs:
+            raise ValueError(f"{path}: checkpoint was trained with a different config; resuming needs "
+                             f"the same settings, these differ {{setting: (checkpoint, now)}}: {differs} "
+                             f"(use another output folder, or restart)")
+
+
+def data_settings(data) -> dict[str, Any]:
+    """What identifies a training set, stored with a run: `data.settings()` when it has one, else
+    its class, length, kind and its plain public attributes (n, resolution, seed, difficulty,
+    split, ...), with those of a wrapped dataset under `<attribute>.<name>`."""
+    if callable(getattr(data, "settings", None)):
+        return json.loads(json.dumps(data.settings()))
+    out: dict[str, Any] = {"class": type(data).__name__, "len": len(data), "kind": getattr(data, "kind", None)}
+    for k, v in sorted(vars(data).items()) if hasattr(data, "__dict__") else ():
+        if k.startswith("_"):
+            continue
+        if v is None or isinstance(v, (bool, int, float, str, np.integer, np.floating, np.bool_)):
+            out[k] = v.item() if isinstance(v, np.generic) else v
+        elif hasattr(v, "__len__") and hasattr(v, "batch"):
+            out.update({f"{k}.{kk}": vv for kk, vv in data_settings(v).items()})
+    return json.loads(json.dumps(out))
+
+
+def _check_out_dir(out_dir: str | None, create: bool = False) -> None:
+    """ValueError at once (not at the first checkpoint) for an output folder that is a file, has
+    a file where its checkpoint goes, or cannot be written."""
+    if not out_dir:
+        return
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"output folder {out_dir!r} is a file, not a folder")
+    parent = os.path.abspath(out_dir)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"output folder {out_dir!r}: {parent!r} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"output folder {out_dir!r}: {parent!r} is not writable")
+    ck = os.path.join(out_dir, "checkpoint.npz")
+    if os.path.isdir(ck):
+        raise ValueError(f"output folder {out_dir!r}: {ck!r} is a folder, where the checkpoint goes")
+    if create:
+        os.makedirs(out_dir, exist_ok=True)
+
 
 __all__ = ["TrainConfig", "Trainer", "evaluate", "predict", "predict_points", "compute_loss", "annotated",
            "heatmap_targets", "mask_targets", "make_optimizer", "write_json", "METRICS", "register_metric",
-           "TARGETS"]
+           "TARGETS", "data_settings"]

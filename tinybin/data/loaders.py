@@ -42,14 +42,47 @@ class Record(dict):
 
 
 def load_image(path) -> np.ndarray:
-    """Read an image file with Pillow: (H, W, 3) float32 RGB in [0, 1]. Unreadable -> ValueError."""
-    from PIL import Image
+    """Read an image file: (H, W, 3) float32 RGB in [0, 1], every PIL mode mapped by its full range
+    (16-bit, float, palette, alpha; `tinybin.images.read_image`). Unreadable, unsupported or
+    too large (decompression bomb) -> ValueError."""
+    from ..images import read_image
     try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"load_image: cannot read image {os.fspath(path)!r}: {e}") from e
-    return arr.astype(np.float32) / 255.0
+        return read_image(path)
+    except ValueError as e:
+        raise ValueError(f"load_image: {e}") from None
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _read_text(p: str, who: str) -> str:
+    """A text file as str: UTF-8 (a BOM is dropped) or UTF-16/32 with a BOM; ValueError otherwise."""
+    try:
+        with open(p, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ValueError(f"{who}: cannot read {p!r}: {e}") from None
+    for bom, enc in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+                     (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if raw.startswith(bom):
+            break
+    else:
+        enc = "utf-8"
+    try:
+        return raw.decode(enc)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{who}: {p!r} is not UTF-8 or UTF-16/32 text with a BOM ({e})") from None
+
+
+def _read_json(p: str, who: str):
+    import json
+    text = _read_text(p, who)
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{who}: {p!r}: JSON nested too deeply") from None
+    except ValueError as e:
+        raise ValueError(f"{who}: cannot read JSON {p!r}: {e}") from None
 
 
 def read_pts(path) -> np.ndarray:
@@ -58,15 +91,13 @@ def read_pts(path) -> np.ndarray:
     Format: header lines (``version: 1``, ``n_points:  68``; spacing varies), a line starting with
     ``{``, one ``x y`` pair per line, a line starting with ``}`` (a trailing newline is optional).
     Any point count is accepted; if the header states ``n_points`` the count must agree.
-    Raises ValueError naming the file for: no ``{``, no ``}``, a line without two numbers,
-    non-numeric or non-finite values, a bad ``n_points`` header, a count that disagrees with it.
+    The text may be UTF-8 (with or without a BOM, also one right before ``{``) or UTF-16/32 with
+    a BOM. Raises ValueError naming the file for: no ``{``, no ``}``, a line without two numbers,
+    non-numeric or non-finite values or values beyond float32, a bad ``n_points`` header, a count
+    that disagrees with it, undecodable text.
     """
     p = os.fspath(path)
-    try:
-        with open(p, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError as e:
-        raise ValueError(f"read_pts: cannot read {p!r}: {e}") from e
+    lines = [ln.replace("\ufeff", "") for ln in _read_text(p, "read_pts").splitlines()]
     n_expected = None
     i = 0
     while i < len(lines) and not lines[i].lstrip().startswith("{"):
@@ -96,6 +127,8 @@ def read_pts(path) -> np.ndarray:
             raise ValueError(f"read_pts: {p!r} line {j + 1}: non-numeric value in {ln!r}") from None
         if not (math.isfinite(x) and math.isfinite(y)):
             raise ValueError(f"read_pts: {p!r} line {j + 1}: non-finite value in {ln!r}")
+        if max(abs(x), abs(y)) > _F32_MAX:
+            raise ValueError(f"read_pts: {p!r} line {j + 1}: value beyond the float32 range in {ln!r}")
         pts.append((x, y))
     if not closed:
         raise ValueError(f"read_pts: {p!r}: missing closing '}}' after {len(pts)} points (truncated file?)")
@@ -181,12 +214,24 @@ def _structs(v) -> list:
 
 
 def _image_path(image_dir, name, who):
+    """image_dir/name, refusing names that leave the folder (absolute, ``..``); ValueError."""
     if image_dir is None:
         return None
-    p = os.path.join(os.fspath(image_dir), name)
+    root = os.path.normpath(os.fspath(image_dir))
+    if not isinstance(name, str) or not name or os.path.isabs(name) or "\0" in name:
+        raise ValueError(f"{who}: image name {name!r} is not a relative path inside the image folder")
+    p = os.path.normpath(os.path.join(root, name))
+    if os.path.relpath(p, root).split(os.sep)[0] == os.pardir:
+        raise ValueError(f"{who}: image name {name!r} points outside the image folder {root!r}")
     if not os.path.isfile(p):
         raise ValueError(f"{who}: missing image {p!r}")
     return p
+
+
+def _valid_person(cx, cy, scale) -> bool:
+    """A usable MPII person: finite centre, finite positive scale, all within float32."""
+    v = (cx, cy, scale)
+    return all(math.isfinite(t) and abs(t) <= _F32_MAX for t in v) and scale > 0
 
 
 def _mpii_crop(objpos, scale):
@@ -207,7 +252,9 @@ def load_mpii_mat(path, image_dir=None, annotated_only: bool = True) -> list[Rec
     mpii_center, mpii_scale (the raw values, centre 0-based); image_name, image_path (when
     ``image_dir`` is given; every image must exist), is_train (``img_train``), annolist_index,
     person_index. annotated_only=True skips people without joints (e.g. the test set).
-    People without ``objpos``/``scale`` are skipped. Malformed files raise ValueError.
+    People without ``objpos``/``scale``, with a non-finite or non-positive scale, a non-finite
+    centre, or a non-finite joint coordinate are skipped. Malformed files and image names that
+    leave ``image_dir`` raise ValueError.
     """
     who = "load_mpii_mat"
     p = os.fspath(path)
@@ -230,11 +277,12 @@ def load_mpii_mat(path, image_dir=None, annotated_only: bool = True) -> list[Rec
             scale = _scalar(getattr(rect, "scale", None))
             ox = _scalar(getattr(objpos, "x", None)) if not _is_empty(objpos) else None
             oy = _scalar(getattr(objpos, "y", None)) if not _is_empty(objpos) else None
-            if scale is None or ox is None or oy is None:
+            if scale is None or ox is None or oy is None or not _valid_person(ox, oy, scale):
                 continue
             pts = np.zeros((16, 2), np.float32)
             vis = np.zeros(16, np.float32)
             isv = np.zeros(16, np.float32)
+            bad_joint = False
             ap = getattr(rect, "annopoints", None)
             for pt in _structs(getattr(ap, "point", None) if not _is_empty(ap) else None):
                 jid, x, y = (_scalar(getattr(pt, k, None)) for k in ("id", "x", "y"))
@@ -245,10 +293,13 @@ def load_mpii_mat(path, image_dir=None, annotated_only: bool = True) -> list[Rec
                     raise ValueError(f"{who}: {p!r}: annolist({i + 1}).annorect({r + 1}): joint id {jid} "
                                      "is not in 0..15")
                 j = int(jid)
+                if not (math.isfinite(x) and math.isfinite(y) and max(abs(x), abs(y)) <= _F32_MAX):
+                    bad_joint = True
+                    break
                 pts[j] = (x - 1.0, y - 1.0)
                 vis[j] = 1.0
                 isv[j] = 1.0 if _scalar(getattr(pt, "is_visible", None), 1.0) != 0 else 0.0
-            if annotated_only and not vis.any():
+            if bad_joint or (annotated_only and not vis.any()):
                 continue
             box = [_scalar(getattr(rect, k, None)) for k in ("x1", "y1", "x2", "y2")]
             if None in box:
@@ -277,16 +328,15 @@ def load_mpii_json(path, image_dir=None) -> list[Record]:
     Record keys: points (16, 2) float32 0-based (joints - 1, kept for missing joints), visible
     (16,) = joints_vis, head_size NaN (the JSON has no head boxes), center/scale in the crop
     convention (y + 15 scale, x 1.25, then - 1, as HRNet does on load), mpii_center, mpii_scale,
-    image_name, image_path (when ``image_dir`` is given). Malformed files raise ValueError.
+    image_name, image_path (when ``image_dir`` is given). A record without ``joints`` has no
+    visible joints whatever its ``joints_vis`` says. Records with a non-finite or non-positive
+    scale, a non-finite centre, or non-finite (or beyond float32) coordinates of a visible joint
+    are skipped. Malformed files, and image names that leave ``image_dir`` (absolute, ``..``),
+    raise ValueError. UTF-8 (BOM allowed) and UTF-16/32 with a BOM are read.
     """
-    import json
     who = "load_mpii_json"
     p = os.fspath(path)
-    try:
-        with open(p, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{who}: cannot read JSON {p!r}: {e}") from e
+    data = _read_json(p, who)
     if not isinstance(data, list):
         raise ValueError(f"{who}: {p!r}: expected a JSON list of records, got {type(data).__name__}")
     out = []
@@ -303,8 +353,12 @@ def load_mpii_json(path, image_dir=None) -> list[Record]:
         if pts.shape != (16, 2) or vis.shape != (16,):
             raise ValueError(f"{who}: {p!r}: record {k}: expected joints (16, 2) and joints_vis (16,), "
                              f"got {pts.shape} and {vis.shape}")
-        if not (np.all(np.isfinite(pts)) and np.isfinite(s) and s > 0):
-            raise ValueError(f"{who}: {p!r}: record {k}: non-finite joints or non-positive scale")
+        if "joints" not in rec:
+            vis = np.zeros(16)  # no coordinates: nothing can be visible
+        used = pts[vis > 0]
+        if not (_valid_person(c[0], c[1], s) and np.all(np.isfinite(used)) and np.all(np.abs(used) <= _F32_MAX)):
+            continue
+        pts = np.where(np.isfinite(pts) & (np.abs(pts) <= _F32_MAX), pts, -1.0)
         cc, ss = _mpii_crop(c, s)
         out.append(Record(points=(pts - 1.0).astype(np.float32), visible=(vis > 0).astype(np.float32),
                           head_size=np.float32(np.nan), center=cc, scale=ss,
@@ -462,6 +516,8 @@ class RecordDataset:
 
     def batch(self, indices: Iterable[int], augment: bool = False, rng: np.random.Generator | None = None) -> dict:
         indices = list(indices)
+        if not indices:
+            raise ValueError("RecordDataset.batch: no indices (an empty batch)")
         if augment and rng is None:
             raise ValueError("RecordDataset.batch: augment=True needs an explicit rng (np.random.Generator), got None")
         return _stack([self._crop(self.records[i], rng if augment else None) for i in indices])
