@@ -83,3 +83,16 @@ def test_capture_and_feature_maps_leave_the_network_untouched():
     assert maps["last"].shape == (2, 8, 8, 16) and (maps["last"] >= 0).all()   # after BN -> ReLU
     with pytest.raises(ValueError):
         A.capture(net, ["nope"], x)
+
+
+def test_claim_verdict_reads_the_confidence_interval():
+    from tinybin.experiments import paired_difference
+    up = paired_difference({0: 3.0, 1: 4.0, 2: 5.0}, {0: 1.0, 1: 1.0, 2: 1.0})    # +3, CI [0.5, 5.5]
+    flat = paired_difference({0: 3.0, 1: -1.0, 2: 1.0}, {0: 0.0, 1: 0.0, 2: 0.0})  # +1, CI contains 0
+    assert up["lo"] > 0 and flat["lo"] < 0 < flat["hi"]
+    assert A.claim_verdict(up, +1) == "agrees" and A.claim_verdict(up, -1) == "disagrees"
+    assert A.claim_verdict(flat, +1) == "unresolved" and A.claim_verdict(up, 0) == "unresolved"
+    assert A.claim_verdict(paired_difference({}, {}), 1) == "not run"
+    assert A.claim_verdict(paired_difference({0: 1.0}, {0: 0.0}), 1) == "unresolved (1 pair)"
+    with pytest.raises(ValueError):
+        A.claim_verdict(up, 2)
