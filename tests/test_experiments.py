@@ -220,5 +220,34 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "train_step", real_step)
     resumed = X.run_one(exp, row, 0, root=str(tmp_path / "b"), quick=True, progress=False, overrides=over)
     assert not os.path.exists(partial)
-    timing = {"train_time_s", "step_time_s"}
+    timing = {"train_time_s", "step_time_s", "forward_ms"}
     assert {k: v for k, v in resumed.items() if k not in timing} == {k: v for k, v in whole.items() if k not in timing}
+
+
+def test_sequential_stack_rows_share_the_one_stack_budget():
+    exp = X.get("table11")
+    for steps in (900, 4000):
+        totals = []
+        for row in exp.rows:
+            kw = X.train_settings(exp, row, overrides={"steps": steps})
+            s = row.net.get("stacks", 1)
+            totals.append(kw["steps"] * s + kw.get("finetune_steps", 0) if kw.get("sequential_stacks") else kw["steps"])
+        assert all(abs(t - steps) <= 1 for t in totals), totals
+
+
+def test_stacked_quick_run_scores_every_stack_and_the_report_shows_them(tmp_path):
+    exp = X.get("table11")
+    r = X.run_one(exp, exp.row("stacks2"), seed=0, root=str(tmp_path), quick=True, progress=False)
+    ps = r["metrics_per_stack"]
+    assert [p["stack"] for p in ps] == [1, 2]
+    assert ps[-1]["pckh"] == r["metrics"]["pckh"] and ps[-1]["pckh_matched"] == r["metrics"]["pckh_matched"]
+    assert r["forward_ms"] > 0
+    rep = X.report("table11", str(tmp_path))
+    assert "Per-stack accuracy" in rep and "| 2 stacks | 2 |" in rep
+    assert "Forward time" in X.report("table10", str(tmp_path))  # table10 has timing (no runs: "–")
+
+
+def test_quick_width_fits_deep_and_wide_cardinality_rows():
+    assert X._quick_width({"block": "hpm"}) == 16
+    assert X._quick_width({"block": "hpm", "block_opts": {"depth": 7}}) == 128  # F/2 split in 2**6
+    assert X._quick_width({"block": "hpm", "block_opts": {"cardinality": 8}}) == 64

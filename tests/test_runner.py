@@ -7,7 +7,7 @@ import pytest
 
 from tinybin import experiments as X
 
-TIMING = ("train_time_s", "step_time_s")
+TIMING = ("train_time_s", "step_time_s", "forward_ms")
 
 
 def _files(root):

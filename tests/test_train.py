@@ -114,6 +114,47 @@ def test_stacked_sequential_training_freezes_earlier_stacks(pose_data):
     assert t.step == 6
 
 
+def _stack_keys(net, i):
+    """State-dict keys (parameters and BatchNorm buffers) of the modules stage i trains."""
+    prefix = {id(m): name for name, m in net.named_modules()}
+    keys = set()
+    for m in net.stack_modules(i):
+        p = prefix[id(m)]
+        keys |= {f"{p}.{k}" for k in m.state_dict()}
+    return keys
+
+
+def test_sequential_training_leaves_frozen_stacks_and_their_bn_statistics_bit_exact(pose_data):
+    train, _ = pose_data
+    net = small_net(stacks=3)
+    cfg = TrainConfig(steps=2, finetune_steps=2, batch_size=2, sequential_stacks=True, seed=0)
+    t = Trainer(net, train, cfg, progress=False)
+    keys = [_stack_keys(net, i) for i in range(3)]
+    assert not (keys[0] & keys[1]) and not (keys[1] & keys[2])
+    assert any("running_mean" in k for k in keys[0]) and any(k.startswith("conv1.") for k in keys[0])  # stem
+    step = 0
+    for phase in range(4):  # stages 0, 1, 2, then joint fine-tuning
+        before = {k: v.copy() for k, v in net.state_dict().items()}
+        for _ in range(2):
+            t.train_step(step)
+            step += 1
+        after = net.state_dict()
+        changed = {k for k in after if not np.array_equal(after[k], before[k])}
+        for i in range(3):
+            params = {k for k in keys[i] if "running" not in k}
+            stats = {k for k in keys[i] if "running" in k}
+            if phase == 3 or i == phase:  # active: weights and BN statistics move
+                assert params & changed, (phase, i)
+                assert stats & changed, (phase, i)
+            else:  # frozen (i < phase) or not yet added (i > phase): bit for bit unchanged
+                assert not (params | stats) & changed, (phase, i, sorted((params | stats) & changed)[:5])
+    # the step's own net.train() must not unfreeze them: the frozen modules are in eval mode
+    t2 = Trainer(small_net(stacks=2), train, cfg, progress=False)
+    t2.train_step(2)
+    assert all(not m.training for m in t2.net.stack_modules(0) for m in m.modules())
+    assert all(m.training for m in t2.net.stack_modules(1) for m in m.modules())
+
+
 def test_segmentation_and_face_training_run_and_evaluate():
     from tinybin.experiments import make_data
     tr, te = make_data("segmentation", n_train=8, n_test=4, resolution=32)

@@ -33,7 +33,9 @@ Recipe. `RECIPE` holds the optimiser settings for binary and real networks; a re
 --steps, --warmup, --clip-latent, ...) override it. Precedence, low to high: `BUDGET`, the
 experiment's own steps / eval interval, the recipe (its top level, then its binary / real part),
 the row's training overrides, the CLI flags. Whenever a layer sets `lr` without `lr_end`, the
-schedule ends at lr / 5 (four drops, as the paper's 2.5e-4 -> 5e-5).
+schedule ends at lr / 5 (four drops, as the paper's 2.5e-4 -> 5e-5). Stacked rows trained
+sequentially give `stage_fraction` and `finetune_fraction` of the merged `steps`, which stays the
+row's total budget (each stage, then the joint fine-tuning, gets that fraction of it).
 
 Scores are PCKh in % (pose), NME in % of the box size (faces; lower is better) and mean IU in %
 (segmentation). The paper's numbers are MPII / AFLW2000-3D / 300W at full scale: we compare
@@ -94,6 +96,7 @@ class Experiment:
     steps: int | None = None         # the experiment's default budget (else BUDGET's)
     eval_every: int = 0              # periodic evaluation on the val split (val experiments only)
     comparisons: tuple = ()          # extra paired differences: (label, (exp, row), (exp, row))
+    timing: bool = False             # the report also compares the rows' measured forward times
 
     def row(self, name: str) -> Row:
         for r in self.rows:
@@ -122,37 +125,59 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         _pose("hpm_f192", "HPM at 3/4 width (Fig. 1b)", 72.7, "4.0M", block="hpm", width=48),
         _pose("hpm", "HPM, Ours final (Fig. 7e)", 76.0, "6.2M", block="hpm"),
     ], reference="bottleneck"),
+    # Table 3 (MPII val, real-valued blocks): the wider bottleneck's mid width is unstated; 0.765625 F
+    # (196 at F = 256) gives the paper's 7.0M (models.PAPER_ROWS), and 49 channels at F = 64.
     Experiment("table3", "Real-valued blocks of similar size", "Table 3", "pckh", [
         _pose("bottleneck_wider_real", "Bottleneck (wider), real", 83.1, "7.0M", block="bottleneck",
-              binary=False, block_opts={"mid_ratio": 0.75}),
+              binary=False, block_opts={"mid_ratio": 0.765625}),
         _pose("hpm_real", "HPM (Ours, final), real", 85.5, "6.2M", block="hpm", binary=False),
     ], reference="bottleneck_wider_real"),
+    # Table 4 (MPII val); the supplement's Tables 1-2 print the same rows, except "+ ReLU" 77.8.
     Experiment("table4", "Augmentation, loss, pooling, +ReLU", "Table 4", "pckh", [
         _pose("no_aug", "Ours - No Aug.", 72.1, "6.2M", block="hpm", train={"augment": False}),
         _pose("l2", "Ours - L2 loss", 73.8, "6.2M", block="hpm", train={"loss": "mse"}),
         _pose("avgpool", "Ours - AvgPool", 71.9, "6.2M", block="hpm", pool="avg"),
         _pose("final", "Ours, final", 76.0, "6.2M", block="hpm"),
         _pose("relu", "Ours + ReLU", 78.1, "6.2M", block="hpm", relu_after_conv=True),
-    ]),
-    Experiment("fig9", "Depth of the hierarchical block", "Fig. 9", "pckh", [
-        _pose(f"depth{d}", f"HPM depth {d}", 76.5 if d == 6 else None, None, block="hpm",
-              block_opts={"depth": d}) for d in (2, 3, 4, 6)
-    ]),
-    Experiment("fig10", "Cardinality of the hierarchical block", "Fig. 10", "pckh", [
-        _pose(f"card{c}", f"HPM cardinality {c}", None, None, block="hpm", block_opts={"cardinality": c})
-        for c in (1, 2, 4)
-    ]),
+    ], reference="final"),
+    # Figs. 9 and 10 at F = 128 (R = 64, D = 3): at F = 64 the hpm block's layers run out of channels
+    # (depth 5 already ends with 4 channels, 2 in the F/2 stem blocks). F = 128 spans the paper's
+    # range: depth d ends with F / 2**(d-1) channels, 4 at depth 6 (the paper's "minimum of 4") and
+    # 2 at depth 7, the paper's extreme (its depth 8 ends with 2 channels at F = 256 under our
+    # reading of Fig. 9, notes/architecture.md). Fig. 9b prints one number in the text, 76.5 at
+    # depth 6; depth 3 is "Ours, final" (Table 2, 76.0).
+    Experiment("fig9", "Depth of the hierarchical block (F = 128)", "Fig. 9", "pckh", [
+        _pose(f"depth{d}", f"HPM depth {d} (F=128; last layer {128 // 2 ** (d - 1)} ch)",
+              {3: 76.0, 6: 76.5}.get(d), "6.2M" if d == 3 else None, block="hpm", width=128,
+              block_opts={"depth": d}) for d in (2, 3, 4, 5, 6, 7)
+    ], reference="depth3"),
+    # Fig. 10: C copies at 1/C of the widths, each first layer reading all F inputs, as §7.2 describes.
+    # That construction does NOT keep the parameters constant: the first layers keep theirs, the
+    # later ones shrink by 1/C (paper scale: 6.24M at C = 1, 5.39M at 2, 4.97M at 4, 4.79M at 8);
+    # the report's parameter columns show it. F = 128 allows C = 8 with [8, 4, 4]-channel copies
+    # (C = 16 at F = 256 in the paper). Fig. 10b's values are not printed; the text says C > 1
+    # "under-performs by 1 percent"; C = 1 is "Ours, final" (76.0).
+    Experiment("fig10", "Cardinality of the hierarchical block (F = 128)", "Fig. 10", "pckh", [
+        _pose(f"card{c}", f"HPM cardinality {c} (F=128)", 76.0 if c == 1 else None, "6.2M" if c == 1 else None,
+              block="hpm", width=128, block_opts={"cardinality": c}) for c in (1, 2, 4, 8)
+    ], reference="card1"),
+    # Table 10 (MPII val). The paper also reports "an up to 20 percent speedup" of the improved HG;
+    # run_one stores each run's measured forward time (`forward_ms`), the report prints their ratio.
     Experiment("table10", "Improved (U-Net-like) hourglass", "Table 10", "pckh", [
         _pose("hg", "HG, Ours final", 76.0, "6.2M", block="hpm"),
         _pose("improved", "Improved HG (Fig. 11)", 76.6, "5.8M", block="hpm", improved=True),
-    ]),
+    ], reference="hg", timing=True),
+    # Table 11 (MPII val); 11.0M is probably a typo for 12.0M (notes/architecture.md). Sequential
+    # training (§8.2): train stack 1, freeze it, add stack 2, ...; then fine-tune jointly for half a
+    # stage (the paper: 100 epochs per stage, 50 joint). The total number of steps equals the
+    # budget of the 1-stack row: 2 stacks 0.4 + 0.4 + 0.2, 3 stacks 3 x 2/7 + 1/7 of it.
     Experiment("table11", "Stacked binary hourglasses (sequential training)", "Table 11", "pckh", [
         _pose("stacks1", "1 stack", 76.0, "6.2M", block="hpm"),
         _pose("stacks2", "2 stacks", 79.9, "11.0M", block="hpm", stacks=2,
-              train={"sequential_stacks": True, "steps": 450, "finetune_steps": 300}),
+              train={"sequential_stacks": True, "stage_fraction": 0.4, "finetune_fraction": 0.2}),
         _pose("stacks3", "3 stacks", 81.3, "17.8M", block="hpm", stacks=3,
-              train={"sequential_stacks": True, "steps": 300, "finetune_steps": 300}),
-    ]),
+              train={"sequential_stacks": True, "stage_fraction": 2 / 7, "finetune_fraction": 1 / 7}),
+    ], reference="stacks1"),
     Experiment("face", "Face alignment, 68 points, NME by yaw", "Table 9 (AFLW2000-3D)", "nme", [
         Row("face_hpm_binary", "Binary HPM", net={"block": "hpm", "num_landmarks": 68}, data="face",
             paper=3.26, paper_params="6.2M"),
@@ -306,6 +331,10 @@ def train_settings(exp: Experiment, row: Row, overrides: dict | None = None, rec
         if "warmup_steps" in layer:
             kw.pop("warmup_fraction", None)
         kw.update(layer)
+    if "stage_fraction" in kw:  # sequential stacks: `steps` is the row's total budget
+        total = kw["steps"]
+        kw["steps"] = max(1, int(round(kw.pop("stage_fraction") * total)))
+        kw["finetune_steps"] = int(round(kw.pop("finetune_fraction", 0.0) * total))
     if "warmup_fraction" in kw:
         kw["warmup_steps"] = int(round(kw.pop("warmup_fraction") * kw["steps"]))
     return kw
@@ -350,7 +379,7 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
     cfg = TrainConfig(seed=seed, eval_samples=eval_n, flip_test=row.data != "segmentation", **train_kw)
     net_kw = dict(row.net)
     if quick:
-        net_kw.update(width=16, depth=2, resolution=32)  # 16: every block can split it
+        net_kw.update(width=_quick_width(net_kw), depth=2, resolution=32)
     net = HourGlass.downscaled(seed=seed, **net_kw)
     paper_net = dict(row.net)
     paper_net.pop("width", None)
@@ -367,6 +396,12 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
     train_time = time.time() - t0
     res = evaluate(net, evalset, eval_n, flip=cfg.flip_test, return_distances=True)
     metrics = {k: v for k, v in res.items() if k not in ("errors", "distances")}
+    per_stack = None
+    if net.config["stacks"] > 1 and row.data == "pose":  # every stack's output (Table 11)
+        per_stack = []
+        for k in range(1, net.config["stacks"] + 1):
+            r_k = evaluate(_FirstStacks(net, k), evalset, eval_n, flip=cfg.flip_test)
+            per_stack.append({"stack": k, **{m: r_k[m] for m in ("pckh", "pckh_matched", "matched_threshold")}})
     out = {
         "experiment": exp.name, "row": row.name, "label": row.label, "seed": seed, "quick": quick,
         "split": exp.split, "metrics": metrics,
@@ -374,11 +409,14 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
         "paper": row.paper, "paper_params": row.paper_params,
         "train_time_s": round(max(train_time, trainer.train_time), 1), "code": code_version(),
         "step_time_s": round(trainer.train_time / max(cfg.total_steps(net.config["stacks"]), 1), 4),
+        "forward_ms": forward_ms(net, evalset.batch(np.arange(min(16, len(evalset))))["image"]),
         "net_config": net.config, "train_config": asdict(cfg),
         "data": {"kind": row.data, **DATA, **data_kw, "splits": list(splits)},
         "loss_first": float(np.mean(history["loss"][:20])), "loss_last": float(np.mean(history["loss"][-20:])),
         "loss_curve": [round(float(v), 5) for v in history["loss"][:: max(1, len(history["loss"]) // 100)]],
     }
+    if per_stack is not None:
+        out["metrics_per_stack"] = per_stack
     if "distances" in res:
         out["distances"] = _json_rows(res["distances"])
     elif row.data == "face":
@@ -420,6 +458,75 @@ def code_version() -> dict:
     except (OSError, subprocess.SubprocessError):
         pass
     return out
+
+
+def _quick_width(net_kw: dict) -> int:
+    """The smallest of 16, 32, 64, ... at which the row's network builds at R = 32, D = 2 (quick
+    runs; 16 suits every block at its defaults, deep or high-cardinality hpm blocks need more)."""
+    from .models import HourGlass
+    kw = {k: v for k, v in net_kw.items() if k not in ("width", "depth", "resolution")}
+    for w in (16, 32, 64, 128, 256):
+        try:
+            HourGlass.downscaled(seed=None, **{**kw, "width": w, "depth": 2, "resolution": 32})
+            return w
+        except ValueError:
+            continue
+    raise ValueError(f"quick run: no width up to 256 builds {net_kw}")
+
+
+def forward_ms(net, images: np.ndarray, repeats: int = 7) -> float:
+    """Median wall time (ms) of one eval-mode forward pass of `net` on `images` (N, R, R, 3), after
+    one warm-up pass; the network's mode is restored. Absolute times depend on the machine and its
+    load: compare rows by ratios of medians, ideally measured in one process (`forward_times`)."""
+    from .tensor import Tensor, no_grad
+    x = Tensor(np.ascontiguousarray(images, dtype=np.float32))
+    was = net.training
+    net.eval()
+    try:
+        with no_grad():
+            net(x)
+            ts = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                net(x)
+                ts.append(time.perf_counter() - t0)
+    finally:
+        net.train(was)
+    return round(float(np.median(ts)) * 1e3, 3)
+
+
+def forward_times(nets: dict, images: np.ndarray, rounds: int = 7) -> dict[str, float]:
+    """Median forward time (ms) of each network in `nets` {name: net}, measured in interleaved
+    rounds (one forward of each per round) so that machine load affects all of them alike."""
+    ts = {k: [] for k in nets}
+    for k, n in nets.items():
+        forward_ms(n, images, repeats=1)  # warm-up (Numba compilation, caches)
+    for _ in range(rounds):
+        for k, n in nets.items():
+            ts[k].append(forward_ms(n, images, repeats=1))
+    return {k: float(np.median(v)) for k, v in ts.items()}
+
+
+class _FirstStacks:
+    """`net` seen through its first k stacks only: forward returns stack k's logits, so that
+    `evaluate` scores an intermediate stack (Table 11's per-stack accuracy)."""
+
+    def __init__(self, net, k: int):
+        self.net, self.k = net, k
+
+    @property
+    def training(self) -> bool:
+        return self.net.training
+
+    def train(self, mode: bool = True):
+        self.net.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def __call__(self, x):
+        return self.net(x, num_stacks=self.k)[-1]
 
 
 _LEAF_LIST = re.compile(r"\[[\s\d.,eE+\-nulNaIfity]*\]")
@@ -773,7 +880,53 @@ def report(name: str, root: str = RESULTS, threshold: float | None = None) -> st
             cells = [_fmt_diff(paired_difference(_by_seed(a, k, threshold), _by_seed(b, k, threshold)))
                      for k in keys]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    res = load_results(name, root)
+    lines += _per_stack_lines(exp, res)
+    if exp.timing:
+        lines += _timing_lines(exp, res)
     return "\n".join(lines)
+
+
+def _per_stack_lines(exp: Experiment, res: dict[str, list[dict]]) -> list[str]:
+    """Report section: the accuracy of every stack's output of the stacked rows (mean ± std over
+    seeds) and its paired difference against stack 1 of the same network."""
+    keys = ("pckh", "pckh_matched")
+    out = []
+    for row in exp.rows:
+        rs = [r for r in res[row.name] if r.get("metrics_per_stack")]
+        if not rs:
+            continue
+        if not out:
+            out = ["", "Per-stack accuracy (every stack's output of the same trained network; Δ vs its stack 1, "
+                   "paired over seeds)", "",
+                   "| row | stack | " + " | ".join(f"{k} %, mean ± std (seeds) | {k}: Δ vs stack 1 [95% CI]"
+                                                  for k in keys) + " |", "|---|---|" + "---|---|" * len(keys)]
+        n_st = max(len(r["metrics_per_stack"]) for r in rs)
+        for k in range(n_st):
+            cells = [row.label, str(k + 1)]
+            for key in keys:
+                by = {r["seed"]: r["metrics_per_stack"][k][key] for r in rs if k < len(r["metrics_per_stack"])}
+                first = {r["seed"]: r["metrics_per_stack"][0][key] for r in rs}
+                cells.append(_fmt_ms(_mean_std(list(by.values()))))
+                cells.append("ref" if k == 0 else _fmt_diff(paired_difference(by, first)))
+            out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def _timing_lines(exp: Experiment, res: dict[str, list[dict]]) -> list[str]:
+    """Report section: each row's forward time (median over its runs of `forward_ms`, batch of 16
+    test crops, eval mode) and the ratio to the reference row paired over seeds. The runs may
+    have shared the machine with other jobs: notebook 07 measures the ratio in one process."""
+    ref = {r["seed"]: r.get("forward_ms") for r in res.get(exp.reference, [])} if exp.reference else {}
+    out = ["", "Forward time (eval mode, batch 16; median over runs; ratio to the reference paired over seeds)", "",
+           "| row | forward ms | ratio to reference, mean (pairs) |", "|---|---|---|"]
+    for row in exp.rows:
+        t = {r["seed"]: r.get("forward_ms") for r in res[row.name] if r.get("forward_ms")}
+        ms = f"{np.median(list(t.values())):.1f}" if t else "–"
+        ratios = [t[s] / ref[s] for s in t if ref.get(s)]
+        rat = "ref" if row.name == exp.reference else (f"{np.mean(ratios):.3f} ({len(ratios)})" if ratios else "–")
+        out.append(f"| {row.label} | {ms} | {rat} |")
+    return out
 
 
 def curves_report(name: str, root: str = RESULTS) -> str:

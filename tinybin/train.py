@@ -355,6 +355,7 @@ class Trainer:
             return
         c = self.cfg
         seq = c.sequential_stacks and self.stacks > 1
+        self._frozen: list[Module] = []
         if seq:
             if not hasattr(self.net, "stack_modules"):
                 raise ValueError("sequential stack training needs a network with stack_modules(i)")
@@ -362,6 +363,8 @@ class Trainer:
                 trainable = phase >= self.stacks or i == phase
                 for m in self.net.stack_modules(i):
                     m.requires_grad_(trainable)
+                    if not trainable and i < phase:  # run in this phase, but frozen (see _train_mode)
+                        self._frozen.append(m)
         params = self.net.parameters()
         latent = [m.conv.weight for _, m in self.net.named_modules()
                   if getattr(m, "binary", False) and hasattr(m, "conv")]
@@ -380,6 +383,14 @@ class Trainer:
         self._phase_start = start
         self._phase = phase
 
+    def _train_mode(self) -> None:
+        """Training mode for the step, except the frozen stacks of sequential training (paper §8.2):
+        they stay in eval mode, so their BatchNorm layers normalise with, and do not update, their
+        running statistics; a frozen stack then computes a fixed function of its input."""
+        self.net.train()
+        for m in getattr(self, "_frozen", ()):
+            m.eval()
+
     # -- one step --------------------------------------------------------------------------
     def batch_for_step(self, step: int) -> dict:
         rng = np.random.default_rng([self.cfg.seed, step])
@@ -394,7 +405,7 @@ class Trainer:
         if t < self.cfg.warmup_steps:  # linear warm-up from lr / warmup_steps (each phase)
             lr = self.opt.lr = lr * (t + 1) / self.cfg.warmup_steps
         batch = self.batch_for_step(step)
-        self.net.train()
+        self._train_mode()
         self.opt.zero_grad()
         x = np.ascontiguousarray(batch["image"], dtype=np.float32)
         active = self._active(phase)

@@ -1,0 +1,246 @@
+# %% [markdown]
+# # 06 · Inside the block: depth and cardinality (Figs. 9 and 10, §7)
+#
+# **Question from the paper.** Deepening the hierarchical block (Fig. 9: widths F/2, F/4, …
+# halving, last two equal, so the size barely changes) "gradually improves up to 76.5 percent for
+# a depth equal to 6, and then saturates and eventually degrades". Splitting it into C parallel
+# copies (Fig. 10, ResNeXt-like) "under-performs by 1 percent" compared with C = 1.
+#
+# **Protocol** (DESIGN.md §7, fixed before any test number exists). Every row trains with the
+# validation-chosen recipe and budget of the fair-protocol issue (`tinybin.experiments.RECIPE` or
+# the recipe file given to the runner) on `HourGlass.downscaled`; rows share seeds (same data,
+# same order), so each row is compared with the table's reference row by the **paired difference
+# over seeds**, mean and 95% t-interval, at `pckh` (PCKh@0.5 at our scale) and at `pckh_matched`
+# (PCKh at the tolerance in heatmap cells that PCKh@0.5 allows on 256-px MPII crops), with flip
+# testing. 5 seeds per row: the paper's differences are about one point. A claim **agrees** when the interval excludes 0 on the paper's side, **disagrees**
+# when it excludes 0 on the other side, and is **unresolved** at this power otherwise; the verdict
+# cells compute this from the intervals.
+#
+# **Width.** At the notebooks' F = 64 the deep variants run out of channels (depth 5 ends with 4
+# channels, 2 in the F/2 stem blocks), so both experiments run at **F = 128** (R = 64, D = 3):
+# depth 2…7 (7 ends with 2 channels, like the paper's depth 8 at F = 256 under our reading of
+# Fig. 9) and cardinality 1, 2, 4, 8 (C = 8 at F = 128 has the paper's C = 16 copy widths).
+# **Parameters.** The depth variants keep the size nearly constant; the cardinality variants, built
+# as §7.2 describes (first layer of each copy reads all F inputs, the rest at 1/C), do **not**: the
+# network shrinks as C grows (section 1). Read Fig. 10 as accuracy at fewer parameters.
+#
+# **Data.** `python -m tinybin.experiments run fig9 fig10 --seeds 5`.
+#
+# **CPU time.** A few seconds (receptive fields on small real blocks); no training.
+
+# %%
+import atexit
+import os
+import shutil
+import tempfile
+import time
+import warnings
+
+# One BLAS thread and one Numba thread (set before numpy is imported): on a busy 2-core machine the
+# two thread pools otherwise spin against each other.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+
+# The committed experiment results: results/ beside notebooks/ in the repository.
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
+RESULTS = os.path.join(os.path.dirname(HERE), "results")
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+import tinybin as tb
+from tinybin import HourGlass, Tensor, no_grad
+from tinybin import analysis as A
+from tinybin import experiments as E
+
+QUICK = os.environ.get("TINYBIN_QUICK") == "1"
+KEYS = ("pckh", "pckh_matched")
+
+
+def show_md(text):
+    """Render markdown in Jupyter, print it elsewhere."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+        if get_ipython() is not None:
+            display(Markdown(text))
+            return
+    except ImportError:
+        pass
+    print(text)
+
+
+def results_root(name, seeds):
+    """(folder, description) of experiment `name`'s results: the committed results/ when they
+    exist; in QUICK mode without them, 2-seed smoke runs in a temporary folder (every code path
+    below runs, on numbers that mean nothing); otherwise (None, None): not run yet."""
+    if any(E.load_results(name, RESULTS).values()):
+        return RESULTS, f"results/{name}"
+    if QUICK:
+        tmp = tempfile.mkdtemp(prefix="tinybin-nb-")
+        atexit.register(shutil.rmtree, tmp, True)
+        E.run(name, seeds=2, root=tmp, quick=True, progress=False, jobs=1)
+        return tmp, "QUICK smoke runs (a few steps at 32x32: the numbers mean nothing)"
+    show_md(f"**{name}: not run yet.** Run `python -m tinybin.experiments run {name} --seeds {seeds} --jobs 2`, "
+            "then re-run this notebook.")
+    return None, None
+
+
+def plot_paired(name, root, title):
+    """Paired difference row - reference (mean and 95% CI over seeds) at pckh and pckh_matched,
+    with the paper's difference (x) beside it."""
+    summ = E.summarize(name, root)
+    exp = E.get(name)
+    ref_paper = exp.row(exp.reference).paper
+    rows = [s for s in summ if s["row"] != exp.reference]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.5 * len(rows) + 2), sharey=True)
+    for ax, key in zip(axes, KEYS):
+        for y, s in enumerate(rows):
+            d = s["diff"].get(key) or {}
+            if d.get("n"):
+                err = None if d["half"] is None else d["half"]
+                ax.errorbar(d["mean"], y, xerr=err, fmt="o", color="tab:blue", capsize=3,
+                            label="ours: mean, 95% CI" if y == 0 else None)
+            if s["paper"] is not None and ref_paper is not None:
+                ax.plot(s["paper"] - ref_paper, y, "x", color="tab:red", label="paper (MPII)" if y == 0 else None)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels([s["label"] for s in rows], fontsize=8)
+        ax.set_xlabel(f"{key}: row - reference (points)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    fig.suptitle(f"{title} (reference: {exp.row(exp.reference).label})", fontsize=10)
+    plt.tight_layout()
+    plt.show()
+    return summ
+
+
+def verdicts(name, root, claims):
+    """Markdown table: each claim (row, paper's sign of row - reference, text) with the paper's
+    difference, ours at pckh and pckh_matched (mean [95% CI] (pairs)) and the verdict from the CI."""
+    summ = {s["row"]: s for s in E.summarize(name, root)}
+    exp = E.get(name)
+    ref_paper = exp.row(exp.reference).paper
+    lines = ["| claim (paper) | paper Δ | ours Δ pckh | verdict | ours Δ pckh_matched | verdict |",
+             "|---|---|---|---|---|---|"]
+    out = []
+    for row, direction, text in claims:
+        s = summ[row]
+        pd = "–" if s["paper"] is None or ref_paper is None else f"{s['paper'] - ref_paper:+.1f}"
+        cells = [text, pd]
+        for key in KEYS:
+            d = s["diff"].get(key)
+            v = A.claim_verdict(d, direction)
+            cells += [E._fmt_diff(d), v]
+            out.append((row, key, v))
+        lines.append("| " + " | ".join(cells) + " |")
+    show_md("\n".join(lines))
+    return out
+
+SEEDS = 5
+F_RF = 32 if QUICK else 128                     # width of the blocks whose receptive field we measure
+DEPTHS = [r.net["block_opts"]["depth"] for r in E.get("fig9").rows]
+CARDS = [r.net["block_opts"]["cardinality"] for r in E.get("fig10").rows]
+if QUICK:
+    DEPTHS, CARDS = [d for d in DEPTHS if d <= 5], [c for c in CARDS if c <= 4]
+print(f"QUICK={QUICK}: depths {DEPTHS}, cardinalities {CARDS}, F = {F_RF}")
+
+# %% [markdown]
+# ## 1. Parameters of every variant
+#
+# **By hand.** Depth d at F = 256 with 256 inputs: $9 (256 \cdot 128 + 128 \cdot 64 + 64 \cdot 32 +
+# \dots)$; each extra stage adds a layer a quarter the size of the previous one and halves the
+# last, so the total converges. Cardinality C keeps the first layers ($C \cdot 256 \cdot 128/C$) but
+# divides the later ones by C.
+
+# %%
+lines = ["| variant | params, paper scale (F=256) | params, our scale (F=128, R=64, D=3) |", "|---|---|---|"]
+sizes = {}
+for name, key, vals in (("fig9", "depth", DEPTHS), ("fig10", "cardinality", CARDS)):
+    for v in vals:
+        opts = {key: v}
+        n_p = tb.count_parameters(HourGlass.paper(block="hpm", block_opts=opts, seed=None))
+        n_s = tb.count_parameters(HourGlass.downscaled(block="hpm", width=128, block_opts=opts, seed=None))
+        sizes[(key, v)] = (n_p, n_s)
+        lines.append(f"| {key} {v} | {n_p / 1e6:.2f}M | {n_s:,} |")
+show_md("\n".join(lines))
+
+# %% [markdown]
+# ## 2. Receptive field of each variant
+#
+# **Idea.** A 3×3 layer widens the window by 2 pixels; the j-th layer of a path sees
+# (2j + 1)×(2j + 1) of the block input and goes straight to the output, so a depth-d block mixes
+# windows 3, 5, …, 2d + 1. `tinybin.analysis.receptive_fields` counts this from the layers;
+# `empirical_receptive_fields` measures it as the support of the gradient of a centre output
+# (real twin, positive weights so that no ReLU hides a path). **Check:** the two must agree.
+
+# %%
+rf = {}
+for key, vals in (("depth", DEPTHS), ("cardinality", CARDS)):
+    for v in vals:
+        blk = tb.blocks.HPM(F_RF, F_RF, binary=True, **{key: v}, rng=0)
+        groups = A.receptive_fields(blk)
+        measured = A.empirical_receptive_fields(blk)
+        assert measured == [g["rf"] for g in groups], (key, v, measured)
+        rf[(key, v)] = groups
+print("analytic receptive fields == measured ones for every variant")
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
+for ax, key, vals in ((axes[0], "depth", DEPTHS), (axes[1], "cardinality", CARDS)):
+    for i, v in enumerate(vals):
+        for g in rf[(key, v)]:
+            c0, c1 = g["channels"]
+            ax.barh(i, (c1 - c0) / F_RF, left=c0 / F_RF, color=plt.cm.viridis(g["rf"] / 17), edgecolor="w")
+            if (c1 - c0) / F_RF > 0.05:
+                ax.text((c0 + c1) / 2 / F_RF, i, str(g["rf"]), ha="center", va="center", fontsize=7, color="w")
+    ax.set_yticks(range(len(vals)))
+    ax.set_yticklabels([f"{key} {v}" for v in vals])
+    ax.set_xlabel("share of the block's output channels (number: receptive field in pixels)")
+fig.suptitle("receptive field of each output channel group (hpm block)", fontsize=10)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 3. Fig. 9: depth
+
+# %%
+root9, source9 = results_root("fig9", SEEDS)
+if root9 is not None:
+    show_md(f"Source: {source9}.\n\n" + E.report("fig9", root9))
+    plot_paired("fig9", root9, "Fig. 9: depth d - depth 3")
+
+# %% [markdown]
+# ## 4. Fig. 10: cardinality
+
+# %%
+root10, source10 = results_root("fig10", SEEDS)
+if root10 is not None:
+    show_md(f"Source: {source10}.\n\n" + E.report("fig10", root10))
+    plot_paired("fig10", root10, "Fig. 10: cardinality C - cardinality 1")
+
+# %% [markdown]
+# ## What we found vs the paper
+#
+# Computed from the intervals; nothing below is typed in by hand. Fig. 9b prints one number
+# (76.5 at depth 6); for the other depths the paper's text gives only the trend, used as the sign.
+
+# %%
+if root9 is not None:
+    verdicts("fig9", root9, [("depth2", -1, "a shallower block is worse (trend of Fig. 9b)"),
+                             ("depth4", +1, "deeper helps up to depth 6 (trend)"),
+                             ("depth5", +1, "deeper helps up to depth 6 (trend)"),
+                             ("depth6", +1, "depth 6 is best, +0.5 over depth 3"),
+                             ("depth7", 0, "beyond: saturates, then degrades (no sign given)")])
+if root10 is not None:
+    verdicts("fig10", root10, [(f"card{c}", -1, f"cardinality {c} under-performs C = 1 (about -1)")
+                               for c in (2, 4, 8)])
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Rebalance the cardinality variant so the parameter count stays at C = 1's (e.g. widen the
+#    first layer of each copy): which widths do that, and does the ranking change?
+# 2. The receptive field of the whole network is much larger than that of one block. Use
+#    `empirical`-style gradient support on a small real `HourGlass` to measure it.
