@@ -961,7 +961,8 @@ def face_report(root: str = RESULTS, results: dict | None = None, floor: dict | 
     exp = get("face")
     sm = face_summary(results, root)
     R, ma = sm["resolution"], sm["matched_alpha"]
-    floor = nme_floor(R) if floor is None else floor
+    if floor is None or floor.get("resolution") != R:     # the floor at the results' resolution
+        floor = nme_floor(R)
     k = R / PAPER_RESOLUTION
     lines = [f"### {exp.source}: {exp.title}", "",
              f"NME in % of sqrt(w h) of the gt box, all 68 points; Mean = mean of the three bin means (3DDFA's "
