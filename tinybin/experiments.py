@@ -20,7 +20,8 @@ with the sigmoid loss. Pose results report PCKh@0.5 (the paper's formula at our 
 `pckh_matched`, PCKh at the threshold whose tolerance in heatmap cells equals MPII's at 256 px
 (`tinybin.metrics.matched_threshold`, 2.06 head sizes at R = 64), with flip testing; every test
 sample's normalised per-joint distances are stored (`distances`), so any threshold can be
-recomputed (`report --threshold T`). Faces store the per-image NME (`nme_per_image`).
+recomputed (`report --threshold T`). Faces store the per-image NME and yaw (`metrics.nme_per_image`,
+`metrics.yaw`); `report face` and `report table12` print the layouts of the paper's Tables 9 and 12.
 
 Splits. Each seed k generates three disjoint synthetic splits (train, val, test; distinct sample
 seeds). The tables are evaluated on test. Everything chosen from data -- learning rate, warm-up,
