@@ -163,6 +163,93 @@ def test_face_mask_matches_landmark_polygons():
             assert np.all(m[inside] == cls)
 
 
+def test_face_yaw_range_uniform_and_default_unchanged():
+    """yaw_range=(-90, 90) draws yaw uniformly over the whole span (all three |yaw| bins filled
+    about equally); the default mixture is what yaw_range=None gives; bad ranges are refused."""
+    wide = SyntheticFace(90, resolution=32, seed=2, difficulty=0.3, yaw_range=(-90, 90))
+    yaw = np.array([wide[i]["yaw"] for i in range(90)])
+    assert np.all(np.abs(yaw) <= 90) and np.abs(yaw).max() > 80 and (yaw < 0).sum() > 25 and (yaw > 0).sum() > 25
+    counts = np.histogram(np.abs(yaw), bins=[0, 30, 60, 90])[0]
+    assert counts.min() >= 15, counts                           # uniform: 30 expected per bin
+    # difficulty 0.3 alone caps |yaw| at 30 + 60 * 0.3 = 48 degrees
+    default = SyntheticFace(20, resolution=32, seed=2, difficulty=0.3)
+    same = SyntheticFace(20, resolution=32, seed=2, difficulty=0.3, yaw_range=None)
+    for i in range(20):
+        a, b = default[i], same[i]
+        assert a["yaw"] == b["yaw"] and abs(a["yaw"]) <= 48 + 1e-4
+        np.testing.assert_array_equal(a["image"], b["image"])
+    narrow = SyntheticFace(10, resolution=32, seed=2, yaw_range=(10, 20))
+    assert all(10 <= narrow[i]["yaw"] <= 20 for i in range(10))
+    for bad in [(-100, 90), (30, 30), (40, 10)]:
+        with pytest.raises(ValueError, match="yaw_range"):
+            SyntheticFace(4, resolution=32, yaw_range=bad)
+
+
+def test_balanced_yaw_subset_hand_case():
+    yaw = np.array([5.0, -10, 29, 31, -45, 59, 61, -75, 90, 89, 0, -30])   # bins: 5 / 3 / 4 (30 -> first)
+    idx = datasets.balanced_yaw_subset(yaw, seed=1)
+    assert len(idx) == 9 and np.all(np.diff(idx) > 0)
+    y = np.abs(yaw[idx])
+    assert ((y <= 30).sum(), ((y > 30) & (y <= 60)).sum(), (y > 60).sum()) == (3, 3, 3)
+    assert set(idx) >= {3, 4, 5}                                         # the smallest bin is taken whole
+    np.testing.assert_array_equal(idx, datasets.balanced_yaw_subset(yaw, seed=1))   # deterministic
+    assert len(datasets.balanced_yaw_subset(yaw, per_bin=2)) == 6
+    with pytest.raises(ValueError, match="per_bin"):
+        datasets.balanced_yaw_subset(yaw, per_bin=4)
+    with pytest.raises(ValueError, match="90"):
+        datasets.balanced_yaw_subset([10.0, 95.0])
+
+
+def test_face_nose_mask_encloses_the_tip_at_any_yaw():
+    """Fig. 14's masks join the 68 points so that each part is fully enclosed: the nose class
+    covers bridge top (27), tip (30) and nostril wings (31, 35) at every yaw. Pixel centres
+    well inside the nose triangles, and outside the classes filled after the nose (eyes, lips,
+    inner mouth), carry the nose label; a point just inside the tip is nose at every yaw."""
+    from matplotlib.path import Path
+
+    from tinybin.skeletons import FACE_PART_POLYGONS
+    S = 96
+    ds = SyntheticFace(30, resolution=S, seed=4, difficulty=0.3, yaw_range=(-90, 90))
+    Y, X = np.mgrid[0:S, 0:S]
+    centres = np.stack([X.ravel(), Y.ravel()], 1)
+
+    def inside(poly, shrink):
+        r = (-shrink, shrink)
+        masks = [Path(poly).contains_points(centres, radius=v).reshape(S, S) for v in r]
+        return min(masks, key=np.sum) if shrink > 0 else max(masks, key=np.sum)
+
+    def in_triangle(tri, margin):
+        """Pixel centres at least `margin` px inside a triangle (signed edge distances)."""
+        a, b, c = tri
+        orient = np.sign((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]))
+        ok = np.ones(S * S, bool)
+        for u, v in ((a, b), (b, c), (c, a)):
+            e = v - u
+            d = orient * (e[0] * (centres[:, 1] - u[1]) - e[1] * (centres[:, 0] - u[0])) / np.hypot(*e)
+            ok &= d >= margin
+        return ok.reshape(S, S)
+
+    nose_id = FACE_PARTS.index("nose")
+    for i in range(30):
+        s = ds[i]
+        m, p = s["mask"], s["points"].astype(np.float64)
+        nose = np.zeros((S, S), bool)
+        later = np.zeros((S, S), bool)
+        seen_nose = False
+        for name, idx in FACE_PART_POLYGONS:
+            if name == "nose":
+                if len(idx) == 3:                        # the triangles are simple polygons at any yaw
+                    nose |= in_triangle(p[list(idx)], 0.6)   # (the nostril line folds under strong yaw)
+                seen_nose = True
+            elif seen_nose:
+                later |= inside(p[list(idx)], -0.6)     # grown: anything near a later class
+        region = nose & ~later
+        assert np.all(m[region] == nose_id), (s["yaw"], np.unique(m[region]))
+        tip = 0.8 * p[30] + 0.1 * p[27] + 0.05 * (p[31] + p[35])
+        x, y = np.rint(tip).astype(int)
+        assert m[y, x] == nose_id, (float(s["yaw"]), int(m[y, x]))
+
+
 def test_difficulty_knob():
     """Harder settings hide more joints (occluders, truncation) and widen the face yaw range."""
     easy = SyntheticPose(40, resolution=R, seed=0, difficulty=0.0).batch(range(40))

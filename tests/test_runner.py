@@ -111,8 +111,15 @@ def test_flip_tested_evaluation_matches_manual_average():
     assert r["pckh_matched"] == M.pckh_from_distances(d, r["matched_threshold"])["mean"]
     plain = evaluate(net, data, return_distances=True)
     assert plain["flip_test"] is False and not np.array_equal(plain["distances"], d)
-    with pytest.raises(ValueError, match="flip_perm"):
-        evaluate(net, _NoPerm(data), flip=True)
+    # a set without its own flip_perm falls back to its kind's row in tinybin.data.KINDS
+    np.testing.assert_array_equal(evaluate(net, _NoPerm(data), flip=True, return_distances=True)["distances"], d)
+    import dataclasses
+
+    from tinybin.data import KINDS
+    with pytest.MonkeyPatch.context() as mp:  # a kind without a flip permutation cannot flip-test
+        mp.setitem(KINDS, "pose", dataclasses.replace(KINDS["pose"], flip_perm=None))
+        with pytest.raises(ValueError, match="flip permutation"):
+            evaluate(net, _NoPerm(data), flip=True)
 
 
 class _NoPerm:

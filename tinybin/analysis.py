@@ -37,6 +37,7 @@ from typing import Iterable
 import numpy as np
 
 from .blocks import HPM
+from .experiments import claim_verdict  # noqa: F401  (re-exported for the notebooks)
 from .nn import Module
 from .tensor import Tensor, no_grad
 
@@ -274,29 +275,6 @@ def feature_maps(net: Module, images: np.ndarray) -> dict[str, np.ndarray]:
     for key, (name, inp) in layers.items():
         out[key] = capture(net, [name], images, inputs=inp)[name]
     return out
-
-
-# ---- verdicts against the paper -----------------------------------------------------------------------
-
-def claim_verdict(diff: dict | None, direction: int) -> str:
-    """What a paired difference says about a claim of the paper.
-
-    diff: `tinybin.experiments.paired_difference` output (n, mean, lo, hi: 95% CI of row - reference).
-    direction: the sign the paper reports for row - reference (+1 or -1; 0: the paper gives no
-    direction). Returns "agrees" (CI excludes 0 on the paper's side), "disagrees" (CI excludes 0 on
-    the other side), "unresolved" (CI contains 0, or no direction), "not run" (no pairs) or
-    "unresolved (1 pair)".
-    """
-    if direction not in (-1, 0, 1):
-        raise ValueError(f"claim_verdict: direction must be -1, 0 or +1, got {direction!r}")
-    if not diff or not diff.get("n"):
-        return "not run"
-    if diff.get("lo") is None or diff.get("hi") is None:
-        return "unresolved (1 pair)"
-    side = 1 if diff["lo"] > 0 else (-1 if diff["hi"] < 0 else 0)
-    if side == 0 or direction == 0:
-        return "unresolved"
-    return "agrees" if side == direction else "disagrees"
 
 
 __all__ = ["claim_verdict", "receptive_fields", "block_receptive_field", "empirical_receptive_fields", "spatial_autocorrelation",

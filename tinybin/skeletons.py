@@ -139,6 +139,10 @@ FACE_PART_POLYGONS: tuple[tuple[str, tuple[int, ...]], ...] = (
     # Fill in this order; later polygons overwrite earlier ones.
     ("skin", tuple(range(0, 17)) + tuple(range(26, 16, -1))),   # jaw closed over the brows
     ("nose", (27, 31, 32, 33, 34, 35)),                         # bridge top to the nostril line
+    # Bridge top -> tip -> nostril wings: under yaw the tip (30) leaves the polygon above, and
+    # beyond 30 degrees it leaves the face outline too; these two triangles keep it enclosed.
+    ("nose", (27, 30, 31)),
+    ("nose", (27, 35, 30)),
     ("eyes", tuple(range(36, 42))),
     ("eyes", tuple(range(42, 48))),
     ("upper_lip", (48, 49, 50, 51, 52, 53, 54, 64, 63, 62, 61, 60)),

@@ -209,7 +209,9 @@ def evaluate(net: Module, data, n: int | None = None, kind: str | None = None, s
       from the normalised distances rounded to 4 decimals (NaN where not annotated), returned as
       ``distances`` (n, K) with ``return_distances``, so a report recomputes it exactly from them.
     face: NME (box normaliser, %) mean, by |yaw| bin, AUC@0.07 and failure rate; ``errors`` is
-      the per-image NME (plain ratio), from which any CED / AUC can be recomputed.
+      the per-image NME (plain ratio), from which any CED / AUC can be recomputed; with
+      ``return_distances`` also ``nme_per_image`` (the same, rounded to 6 decimals) and ``yaw``
+      (degrees, per image) so that a stored result can be re-binned.
     segmentation: pixel accuracy, mean accuracy, mean IU (confusion over the whole set).
 
     flip: flip testing (heatmaps only): average the maps of the crop and of its mirror image,
@@ -235,7 +237,8 @@ def evaluate(net: Module, data, n: int | None = None, kind: str | None = None, s
     if return_predictions:
         res.update(preds)
     if not return_distances:
-        res.pop("distances", None)
+        for k in ("distances", "nme_per_image", "yaw"):   # per-sample arrays: only on request
+            res.pop(k, None)
     return res
 
 
@@ -284,7 +287,8 @@ def score_pose(net: Module, batch: dict, stride: int = 4, batch_size: int = 32,
 def score_face(net: Module, batch: dict, stride: int = 4, batch_size: int = 32,
                flip_perm=None, matched_threshold=None) -> dict:
     """NME (box normaliser, %), by |yaw| bin when the batch has yaw, AUC@0.07, failure rate;
-    ``errors`` is the per-image NME (plain ratio), from which any CED / AUC can be recomputed."""
+    ``errors`` and ``nme_per_image`` are the per-image NME (plain ratio), from which any CED / AUC
+    can be recomputed; ``yaw`` the per-image yaw (degrees) when the batch has it."""
     pred, _ = predict_points(net, batch["image"], stride, batch_size, flip_perm=flip_perm)
     gt = batch["points"]
     ann = annotated(batch) > 0
@@ -295,8 +299,12 @@ def score_face(net: Module, batch: dict, stride: int = 4, batch_size: int = 32,
         by = metrics.nme_by_yaw(e, batch["yaw"])
         res["nme_yaw"] = {k: (float(v) * 100 if k != "counts" else np.asarray(v).tolist())
                           for k, v in by.items()}
+        # Per image, with the per-image NME below: yaw bins, a balanced CED subset, AUC and
+        # failure rate can all be recomputed from a stored result.
+        res["yaw"] = [round(float(v), 2) for v in np.asarray(batch["yaw"]).reshape(-1)]
     res["score"] = -res["nme"]
     res["errors"] = e.tolist()
+    res["nme_per_image"] = [round(float(v), 6) for v in e]
     res["pred"], res["gt"], res["annotated"] = pred, gt, ann
     return res
 

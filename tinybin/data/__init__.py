@@ -35,7 +35,7 @@ ellipses, rounded polygons, shaded ellipsoid heads) painted in order with analyt
 ``render_list_ref`` its pure-NumPy reference; ``tests/test_datasets.py`` checks they agree.
 """
 
-from .face import FACE_TEMPLATE_3D, SyntheticFace
+from .face import FACE_TEMPLATE_3D, SyntheticFace, balanced_yaw_subset
 from .augment import AUGMENT, FACE_SCALE_DIVISOR, NO_AUGMENT
 from .loaders import (Record, RecordDataset, load_300w, load_aflw2000, load_image, load_lsp,
                       load_mpii_json, load_mpii_mat, read_pts)
@@ -46,7 +46,7 @@ from .segmentation import SyntheticFaceParts
 
 __all__ = [
     "KINDS", "Kind", "get_kind", "kind_for_landmarks", "register_kind", "AUGMENT", "NO_AUGMENT",
-    "SyntheticPose", "SyntheticFace", "SyntheticFaceParts", "RecordDataset", "Record", "FACE_TEMPLATE_3D", "FACE_SCALE_DIVISOR",
+    "SyntheticPose", "SyntheticFace", "SyntheticFaceParts", "balanced_yaw_subset", "RecordDataset", "Record", "FACE_TEMPLATE_3D", "FACE_SCALE_DIVISOR",
     "DisplayList", "head_params",
     "render_list", "render_list_ref", "load_image",
     "read_pts", "load_300w", "load_mpii_mat", "load_mpii_json", "load_lsp", "load_aflw2000",

@@ -107,10 +107,13 @@ def _face_shape(rng, d):
     return P
 
 
-def _face_pose(rng, d):
-    ymax = 30.0 + 60.0 * d
-    yaw = rng.uniform(-ymax, ymax) if rng.random() < 0.7 else rng.normal(0, ymax / 2.5)
-    yaw = _clamp(yaw, -ymax, ymax)                  # |yaw| <= 30 + 60 difficulty <= 90
+def _face_pose(rng, d, yaw_range=None):
+    if yaw_range is None:
+        ymax = 30.0 + 60.0 * d
+        yaw = rng.uniform(-ymax, ymax) if rng.random() < 0.7 else rng.normal(0, ymax / 2.5)
+        yaw = _clamp(yaw, -ymax, ymax)              # |yaw| <= 30 + 60 difficulty <= 90
+    else:
+        yaw = rng.uniform(*yaw_range)               # explicit range: uniform (AFLW2000-3D's span)
     pitch = float(np.clip(rng.normal(0, 6 + 14 * d), -40, 40))
     roll = float(np.clip(rng.normal(0, 5 + 15 * d), -45, 45))
     return yaw, pitch, roll
@@ -141,9 +144,13 @@ class SyntheticFace(_Synthetic):
       landmark box centre and scale = (w + h) / 190 of that box (FAN's face-crop rule), so
       ``crop_transform(center, scale, R)`` frames the face.
 
+    ``yaw_range``: None (default) draws yaw from a mixture (70% uniform, 30% normal) clamped to
+    +-(30 + 60 difficulty) degrees; ``(lo, hi)`` draws it uniformly from [lo, hi] degrees instead,
+    e.g. ``(-90, 90)``, the span of AFLW2000-3D (the face experiments of paper Table 9 use it);
+    pitch and roll still follow ``difficulty``.
+
     A 3D template (``FACE_TEMPLATE_3D``) gets random identity (face, jaw, eye, nose and mouth
-    proportions) and expression (mouth open, smile, brows, blinks), is rotated by yaw (range
-    +-(30 + 60 difficulty) degrees), pitch and roll and projected orthographically (weak
+    proportions) and expression (mouth open, smile, brows, blinks), is rotated by yaw, pitch and roll and projected orthographically (weak
     perspective). It is painted over a shaded ellipsoid cranium with hair, ears, neck and
     shoulders: skin shaded by the surface normal, eyes, brows, nose shading and nostrils, lips,
     inner mouth and teeth; hidden features (the far eye and brow under large yaw) are skipped.
@@ -151,6 +158,17 @@ class SyntheticFace(_Synthetic):
 
     kind = "face"
     num_points = 68
+
+    def __init__(self, n: int, resolution: int = 64, seed: int = 0, difficulty: float = 0.5, split: str = "train",
+                 yaw_range: tuple[float, float] | None = None):
+        super().__init__(n, resolution=resolution, seed=seed, difficulty=difficulty, split=split)
+        if yaw_range is not None:
+            lo, hi = (float(v) for v in yaw_range)
+            if not -90.0 <= lo < hi <= 90.0:
+                raise ValueError(f"SyntheticFace: yaw_range must be (lo, hi) with -90 <= lo < hi <= 90 degrees, "
+                                 f"got {yaw_range!r}")
+            yaw_range = (lo, hi)
+        self.yaw_range = yaw_range
 
     @property
     def flip_perm(self) -> np.ndarray:
@@ -166,7 +184,7 @@ class SyntheticFace(_Synthetic):
     def _render(self, rng, impl=render_list):
         R, d = self.resolution, self.difficulty
         P = _face_shape(rng, d)
-        yaw, pitch, roll = _face_pose(rng, d)
+        yaw, pitch, roll = _face_pose(rng, d, self.yaw_range)
         Rot = _face_rotation(yaw, pitch, roll)
         cam = P @ Rot.T                                                 # (68, 3) unit face coords
         lo, hi = cam[:, :2].min(0), cam[:, :2].max(0)
@@ -286,3 +304,27 @@ class SyntheticFace(_Synthetic):
         return dict(image=img, points=pts.astype(np.float32), visible=np.ones(68, np.float32),
                     self_occluded=self_occ.astype(np.float32), yaw=np.float32(yaw), pitch=np.float32(pitch),
                     roll=np.float32(roll), mask=mask, center=center, scale=scale)
+
+
+def balanced_yaw_subset(yaw: np.ndarray, per_bin: int | None = None, seed: int = 0) -> np.ndarray:
+    """Indices of a subset with the same number of images in each |yaw| bin [0, 30], (30, 60],
+    (60, 90] (the bins of ``tinybin.metrics.YAW_BINS``), as the paper's CED on AFLW2000-3D (Fig. 8b:
+    a random subset of 696 images, 232 per bin).
+
+    yaw: (M,) degrees (sign ignored). per_bin: images per bin, default the smallest bin's count; a
+    bin with fewer images raises ValueError. Images are drawn without replacement with
+    ``np.random.default_rng(seed)``. Returns sorted (3 * per_bin,) int64 indices into ``yaw``.
+    """
+    from ..metrics import YAW_BINS
+    y = np.abs(np.asarray(yaw, dtype=np.float64).reshape(-1))
+    if y.size == 0 or np.any(~np.isfinite(y)):
+        raise ValueError("balanced_yaw_subset: yaw must be a non-empty array of finite angles")
+    if np.any(y > 90.0):
+        raise ValueError(f"balanced_yaw_subset: |yaw| must be <= 90 degrees, got {y.max():g}")
+    bins = [np.flatnonzero((y > lo) & (y <= hi)) for _, lo, hi in YAW_BINS]
+    counts = [len(b) for b in bins]
+    k = min(counts) if per_bin is None else int(per_bin)
+    if k < 1 or k > min(counts):
+        raise ValueError(f"balanced_yaw_subset: per_bin = {k} but the bins hold {counts} images")
+    rng = np.random.default_rng(seed)
+    return np.sort(np.concatenate([rng.choice(b, k, replace=False) for b in bins])).astype(np.int64)

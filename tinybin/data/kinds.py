@@ -5,6 +5,8 @@ CLI look a kind up instead of branching on it.
     pose          SyntheticPose          16  MPII_FLIP         bce           pckh     (paper §6.2)
     face          SyntheticFace          68  FACE68_FLIP       bce           nme      (paper §6.3)
     segmentation  SyntheticFaceParts      7  FACE68_FLIP       ce            mean_iu  (paper §9)
+    face_yaw90    SyntheticFace          68  FACE68_FLIP       bce           nme      (paper Table 9)
+                  with yaw_range=(-90, 90): yaw uniform over AFLW2000-3D's span
 
 ``generator(n, resolution=, seed=, difficulty=, split=)`` makes a dataset (``len``, ``kind``,
 ``batch(indices, augment=, rng=)``); ``num_landmarks`` is the number of output maps a network for
@@ -16,6 +18,7 @@ headline score in the evaluation result. A new kind is one module with its gener
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 import numpy as np
@@ -66,3 +69,5 @@ def kind_for_landmarks(num_landmarks: int) -> Kind | None:
 register_kind(Kind("pose", SyntheticPose, 16, MPII_FLIP, loss="bce", metric="pckh"))
 register_kind(Kind("face", SyntheticFace, 68, FACE68_FLIP, loss="bce", metric="nme"))
 register_kind(Kind("segmentation", SyntheticFaceParts, 7, FACE68_FLIP, loss="ce", metric="mean_iu"))
+register_kind(Kind("face_yaw90", partial(SyntheticFace, yaw_range=(-90.0, 90.0)), 68, FACE68_FLIP,
+                   loss="bce", metric="nme"))

@@ -16,15 +16,16 @@ from .face import SyntheticFace
 class SyntheticFaceParts:
     """View of a ``SyntheticFace`` set whose targets are the 7-class part masks.
 
-    ``SyntheticFaceParts(n, resolution, seed, difficulty, split)`` takes ``SyntheticFace``'s
-    arguments; ``ds[i]`` and ``ds.batch(...)`` are those of the face set (``mask`` (R, R) uint8).
+    ``SyntheticFaceParts(n, resolution, seed, difficulty, split, yaw_range)`` takes
+    ``SyntheticFace``'s arguments; ``ds[i]`` and ``ds.batch(...)`` are those of the face set (``mask`` (R, R) uint8).
     """
 
     kind = "segmentation"
 
     def __init__(self, n: int, resolution: int = 64, seed: int = 0, difficulty: float = 0.5,
-                 split: str = "train"):
-        self.faces = SyntheticFace(n, resolution=resolution, seed=seed, difficulty=difficulty, split=split)
+                 split: str = "train", yaw_range: tuple[float, float] | None = None):
+        self.faces = SyntheticFace(n, resolution=resolution, seed=seed, difficulty=difficulty, split=split,
+                                   yaw_range=yaw_range)
         self.resolution = self.faces.resolution
 
     def __len__(self) -> int:
