@@ -377,35 +377,17 @@ def binarize_weights(w: Tensor) -> Tensor:
     return BinarizeWeights.apply(w)
 
 
-# Training forward of binary units through the packed XNOR kernel (issue: "training can use it
-# too"). Off by default; `set_packed_training(True)` turns it on. Same numbers either way.
-_PACKED_TRAINING = False
-
-
-def set_packed_training(flag: bool) -> bool:
-    """Compute the forward of signed binary convolutions with the XNOR-popcount kernel (the
-    backward stays float). Returns the previous setting."""
-    global _PACKED_TRAINING
-    prev, _PACKED_TRAINING = _PACKED_TRAINING, bool(flag)
-    return prev
-
-
 class BinaryConv2d(Function):
     @staticmethod
-    def forward(ctx, x, w, stride=1, padding=0, signed=False):
+    def forward(ctx, x, w, stride=1, padding=0):
         N, H, W, C = x.shape
         Cout, KH, KW, _ = w.shape
         OH, OW = _im.out_size(H, KH, stride, padding), _im.out_size(W, KW, stride, padding)
         alpha = weight_alpha(w)
         sw = sign(w)
-        if signed and _PACKED_TRAINING and x.dtype == np.float32:
-            from .kernels import bitpack, xnor  # x is exactly ±1: pack it and run XNOR-popcount
-            prep = xnor.prepare_weights(bitpack.pack_signs(w), C)
-            out = xnor.conv2d_prepared(bitpack.pack_signs(x), prep, stride, padding, alpha=alpha)
-        else:
-            out = _conv_gemm(x, sw.reshape(Cout, -1), KH, KW, stride, padding)  # integers, exact in float32
-            out *= alpha                                            # one float multiply, as the packed kernel
-            out = out.reshape(N, OH, OW, Cout)
+        out = _conv_gemm(x, sw.reshape(Cout, -1), KH, KW, stride, padding)  # integers, exact in float32
+        out *= alpha                                                # one float multiply, as the packed kernel
+        out = out.reshape(N, OH, OW, Cout)
         if _needs_grad(ctx):
             ctx.save_for_backward(x, sw, alpha)
             ctx.geom = (stride, padding)
@@ -424,19 +406,16 @@ class BinaryConv2d(Function):
         return dx, dw
 
 
-def binary_conv2d(x: Tensor, w: Tensor, stride: int = 1, padding: int = 0, signed: bool = False) -> Tensor:
+def binary_conv2d(x: Tensor, w: Tensor, stride: int = 1, padding: int = 0) -> Tensor:
     """Convolution with XNOR-Net binary weights: conv2d(x, sign(W)) * alpha (paper eq. 1).
 
     The same function as `conv2d(x, binarize_weights(w))`, but computed as an integer-valued
     conv followed by one multiply per output, so that with x = sign(...) it equals the packed
     XNOR-popcount result times alpha exactly. Gradients: dL/dx through W_b = sign(W)*alpha;
     dL/dW = dL/dW_b (straight-through, as `binarize_weights`).
-
-    signed=True promises that x holds only ±1 (the output of a sign); then, if
-    `set_packed_training(True)` is on, the forward runs on packed bits with the XNOR kernel.
     """
     _check_conv(x, w, None, stride, padding)
-    return BinaryConv2d.apply(x, w, stride=int(stride), padding=int(padding), signed=bool(signed))
+    return BinaryConv2d.apply(x, w, stride=int(stride), padding=int(padding))
 
 
 # ---- batch normalisation --------------------------------------------------------------------
