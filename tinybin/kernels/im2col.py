@@ -60,7 +60,7 @@ def col2im_ref(cols: np.ndarray, shape: tuple, kh: int, kw: int, stride: int, pa
 
 # ---- Numba kernels --------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _im2col_rows(x, kh, kw, stride, padding, OH, OW, row0, row1, cols):
     """Rows of cols for output rows (n, oy) in [row0, row1) of the flattened N*OH index."""
     N, H, W, C = x.shape
@@ -82,7 +82,7 @@ def _im2col_rows(x, kh, kw, stride, padding, OH, OW, row0, row1, cols):
                             cols[r, base + c] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _col2im(cols, N, H, W, C, kh, kw, stride, padding, OH, OW, dx):
     for row in range(N * H):
         n = row // H
@@ -108,6 +108,30 @@ def _col2im(cols, N, H, W, C, kh, kw, stride, padding, OH, OW, dx):
                     base = (i * kw + j) * C
                     for c in range(C):
                         dx[n, y, xx, c] += cols[r, base + c]
+
+
+@njit(cache=True, nogil=True)
+def _col2im_add_rows(dcols, kh, kw, stride, padding, OH, OW, row0, row1, dx):
+    """dx += the adjoint of `_im2col_rows` for output rows (n, oy) in [row0, row1): a scatter of
+    one block of columns (dcols row r is output pixel row0 * OW + r). Serial: blocks that share
+    input rows (the kernel's halo) must be added one after the other."""
+    N, H, W, C = dx.shape
+    for row in range(row0, row1):
+        n = row // OH
+        oy = row - n * OH
+        for ox in range(OW):
+            r = (row - row0) * OW + ox
+            for i in range(kh):
+                y = oy * stride + i - padding
+                if y < 0 or y >= H:
+                    continue
+                for j in range(kw):
+                    xx = ox * stride + j - padding
+                    if xx < 0 or xx >= W:
+                        continue
+                    base = (i * kw + j) * C
+                    for c in range(C):
+                        dx[n, y, xx, c] += dcols[r, base + c]
 
 
 def im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0) -> np.ndarray:

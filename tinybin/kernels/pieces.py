@@ -1,0 +1,66 @@
+"""Deterministic work splitting for the training kernels: fixed pieces, any number of threads.
+
+A training op cuts its work into `NPIECES` pieces whose boundaries depend only on the array
+shapes (never on the thread count), computes each piece with single-threaded code (a Numba
+kernel compiled with `nogil=True`, or a NumPy/BLAS call, both of which release the GIL), and
+combines per-piece partial sums in piece order. The pieces then run on however many threads are
+allowed, and every result is bit for bit the same at 1, 2 or 8 threads.
+
+One pool: the pieces run on a small persistent Python thread pool plus the calling thread; the
+number of threads is Numba's (`numba.get_num_threads()`, set by `tinybin.threads`). The pool
+threads block on a queue between ops (no spin-waiting), so on a busy machine an idle core is
+never held, and BLAS is kept single-threaded so the two never fight over the cores.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence
+
+import numba
+
+# Pieces per op. Fixed so that results never depend on the thread count; 4 lets 1, 2 or 4 threads
+# share the work evenly (a 2-core machine gets 2 pieces per thread).
+NPIECES = 4
+
+_executor: ThreadPoolExecutor | None = None
+_executor_size = 0
+
+
+def split(n: int, parts: int = NPIECES) -> list[tuple[int, int]]:
+    """[0, n) cut into min(parts, n) contiguous, nearly equal, non-empty ranges (at least one)."""
+    p = max(1, min(parts, n))
+    return [(n * i // p, n * (i + 1) // p) for i in range(p)]
+
+
+def threads() -> int:
+    return max(1, numba.get_num_threads())
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    global _executor, _executor_size
+    if _executor is None or _executor_size < n:
+        if _executor is not None:
+            _executor.shutdown(wait=True)
+        _executor = ThreadPoolExecutor(max_workers=n, thread_name_prefix="tinybin-piece")
+        _executor_size = n
+    return _executor
+
+
+def run(fn: Callable, pieces: Sequence) -> list:
+    """[fn(p) for p in pieces], the pieces shared among `threads()` threads; results in order.
+
+    Piece groups are contiguous: with t threads, thread k runs pieces k*P/t .. (k+1)*P/t - 1
+    in order, and the calling thread runs the first group itself.
+    """
+    t = min(threads(), len(pieces))
+    if t <= 1:
+        return [fn(p) for p in pieces]
+    groups = split(len(pieces), t)
+
+    def work(g):
+        return [fn(pieces[i]) for i in range(*g)]
+    futures = [_pool(t - 1).submit(work, g) for g in groups[1:]]
+    out = work(groups[0])
+    for f in futures:
+        out.extend(f.result())
+    return out
