@@ -23,16 +23,20 @@ def ste_backward_ref(g: np.ndarray, x: np.ndarray) -> np.ndarray:
     return g * (np.abs(x) <= 1)
 
 
+# The constants come in as arguments of the array's dtype: a float64 literal stored into a float32
+# array kept LLVM from vectorizing the loop (measured 10x slower than a copy).
+
 @njit(cache=True, nogil=True)
-def _sign(x, i0, i1, out):
-    for i in range(i0, i1):
-        out[i] = 1.0 if x[i] >= 0 else -1.0
+def _sign(x, one, minus_one, out):
+    for i in range(x.size):
+        out[i] = one if x[i] >= 0 else minus_one
 
 
 @njit(cache=True, nogil=True)
-def _ste_backward(g, x, i0, i1, out):
-    for i in range(i0, i1):
-        out[i] = g[i] if abs(x[i]) <= 1 else 0.0
+def _ste_backward(g, x, one, zero, out):
+    for i in range(x.size):
+        v = x[i]
+        out[i] = g[i] if -one <= v <= one else zero
 
 
 def sign(x: np.ndarray) -> np.ndarray:
@@ -41,7 +45,8 @@ def sign(x: np.ndarray) -> np.ndarray:
         return sign_ref(x)
     xf = np.ascontiguousarray(x).reshape(-1)
     out = np.empty_like(xf)
-    _pieces.run(lambda r: _sign(xf, r[0], r[1], out), _pieces.split(xf.size))
+    one, minus_one = x.dtype.type(1), x.dtype.type(-1)
+    _pieces.run(lambda r: _sign(xf[r[0]:r[1]], one, minus_one, out[r[0]:r[1]]), _pieces.split(xf.size))
     return out.reshape(x.shape)
 
 
@@ -52,5 +57,7 @@ def ste_backward(g: np.ndarray, x: np.ndarray) -> np.ndarray:
     gf = np.ascontiguousarray(g).reshape(-1)
     xf = np.ascontiguousarray(x).reshape(-1)
     out = np.empty_like(xf)
-    _pieces.run(lambda r: _ste_backward(gf, xf, r[0], r[1], out), _pieces.split(xf.size))
+    one, zero = x.dtype.type(1), x.dtype.type(0)
+    _pieces.run(lambda r: _ste_backward(gf[r[0]:r[1]], xf[r[0]:r[1]], one, zero, out[r[0]:r[1]]),
+                _pieces.split(xf.size))
     return out.reshape(x.shape)
