@@ -7,9 +7,12 @@ fast path `functional.conv2d` uses.
 
 Optimizations (fast path):
 * the im2col matrix is never built whole: one block of `im2col.BLOCK_ROWS` rows at a time is
-  written, multiplied while in cache, and (backward) the block of dx columns it produces is
-  scattered back into dx at once (`_col2im_add_rows`), so neither the im2col matrix nor the
-  (N*OH*OW, KH*KW*C) column gradient ever reaches memory;
+  written and multiplied while in cache;
+* dx of a stride-1 convolution is itself a convolution, of dout (padded by k - 1 - padding) with
+  the kernel flipped in space and transposed in channels: the forward path computes it, with a
+  GEMM of inner dimension KH*KW*Cout (the col2im route's GEMM has inner dimension Cout, 16-64 in
+  the hourglass, and writes a KH*KW*C-wide column gradient). Other strides take the col2im route,
+  each block of dx columns scattered back into dx while in cache (`_col2im_add_rows`);
 * the per-channel `scale` (alpha of a binary conv) and the bias are applied to each output block
   while it is in cache;
 * the batch is cut into `pieces.NPIECES` groups of whole images, run on the tinybin thread pool.
@@ -33,6 +36,11 @@ def _geometry(xshape, kh, kw, stride, padding):
 
 def _pointwise(kh, kw, stride, padding) -> bool:
     return kh == 1 and kw == 1 and stride == 1 and padding == 0
+
+
+def _transposable(kh, kw, stride, padding) -> bool:
+    """Stride 1, square kernel, padding <= k - 1: dx is a plain convolution of dout."""
+    return stride == 1 and kh == kw and padding <= kh - 1
 
 
 # ---- NumPy reference --------------------------------------------------------------------------
@@ -107,6 +115,12 @@ def conv_backward(x: np.ndarray, g2: np.ndarray, w2: np.ndarray, kh: int, kw: in
     xc = np.ascontiguousarray(x)
     g2 = np.ascontiguousarray(g2)
     pw = _pointwise(kh, kw, stride, padding)
+    if need_dx and not pw and _transposable(kh, kw, stride, padding):
+        # dx as a forward convolution of g with the flipped, transposed kernel: a GEMM with inner
+        # dimension KH*KW*Cout instead of Cout, and no column gradient to scatter
+        wt = w2.reshape(Cout, kh, kw, C)[:, ::-1, ::-1, :].transpose(3, 1, 2, 0).reshape(C, -1)
+        dx = conv_forward(g2.reshape(N, OH, OW, Cout), wt, kh, kw, 1, kh - 1 - padding).reshape(x.shape)
+        return dx, (conv_backward(x, g2, w2, kh, kw, stride, padding, need_dx=False)[1] if need_dw else None)
     x2 = xc.reshape(-1, C) if pw else None
     dx = np.empty(x.shape, dtype=dt) if need_dx else None
     dx2 = dx.reshape(-1, C) if (need_dx and pw) else None
