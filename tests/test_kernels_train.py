@@ -169,3 +169,23 @@ def test_sign_and_ste_equal_reference_bit_for_bit(rng, dtype, threads):
         np.testing.assert_array_equal(s, EW.sign_ref(x))
         np.testing.assert_array_equal(threads(n, lambda: EW.ste_backward(g, x)), EW.ste_backward_ref(g, x))
     assert EW.sign(np.array([0.0, -0.0]))[1] == 1.0
+
+
+def test_nested_runs_stay_serial_and_a_forked_child_gets_a_new_pool(threads):
+    import multiprocessing as mp
+    out = threads(2, lambda: pieces.run(lambda p: sum(pieces.run(lambda q: q, [p, p + 1])), [0, 10, 20, 30]))
+    assert out == [1, 21, 41, 61]
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:                  # the parent's pool threads exist; the child's do not
+        res = pool.apply_async(_conv_in_child).get(timeout=60)
+    np.testing.assert_array_equal(res, _conv_in_child())
+
+
+def _conv_in_child():
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    r = np.random.default_rng(3)
+    x = r.standard_normal((8, 6, 6, 5)).astype(np.float32)
+    w2 = r.standard_normal((4, 45)).astype(np.float32)
+    return C.conv_forward(x, w2, 3, 3, 1, 1)

@@ -13,6 +13,8 @@ never held, and BLAS is kept single-threaded so the two never fight over the cor
 """
 from __future__ import annotations
 
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
@@ -24,6 +26,17 @@ NPIECES = 4
 
 _executor: ThreadPoolExecutor | None = None
 _executor_size = 0
+_inside = threading.local()  # set while a thread runs pieces: nested `run` calls stay serial
+
+
+def _forget_pool_after_fork() -> None:
+    # a forked child inherits the executor object but not its threads: start a new one on demand
+    global _executor, _executor_size
+    _executor, _executor_size = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def split(n: int, parts: int = NPIECES) -> list[tuple[int, int]]:
@@ -53,12 +66,16 @@ def run(fn: Callable, pieces: Sequence) -> list:
     in order, and the calling thread runs the first group itself.
     """
     t = min(threads(), len(pieces))
-    if t <= 1:
+    if t <= 1 or getattr(_inside, "flag", False):
         return [fn(p) for p in pieces]
     groups = split(len(pieces), t)
 
     def work(g):
-        return [fn(pieces[i]) for i in range(*g)]
+        _inside.flag = True
+        try:
+            return [fn(pieces[i]) for i in range(*g)]
+        finally:
+            _inside.flag = False
     futures = [_pool(t - 1).submit(work, g) for g in groups[1:]]
     out = work(groups[0])
     for f in futures:
