@@ -126,11 +126,21 @@ def test_batchnorm_affine_and_backward_equal_reference(rng):
     gamma, beta = rng.standard_normal(9), rng.standard_normal(9)
     mu, var = BN.stats(x)
     inv_std = 1 / np.sqrt(var + 1e-5)
-    scale = gamma * inv_std
-    np.testing.assert_allclose(BN.affine(x, scale, beta - mu * scale), (x - mu) * inv_std * gamma + beta,
-                               rtol=1e-12, atol=1e-12)
+    for dt in (np.float64, np.float32):
+        xd = x.astype(dt)
+        np.testing.assert_array_equal(BN.normalize(xd, mu, inv_std, gamma, beta),
+                                      BN.normalize_ref(xd, mu, inv_std, gamma, beta))
     for a, b in zip(BN.backward(g, x, mu, inv_std, gamma), BN.backward_ref(g, x, mu, inv_std, gamma)):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_batchnorm_of_a_constant_channel_is_exactly_beta(rng):
+    # x == mean must give exactly 0 * gamma + beta (= 0 at init), so sign() sees +1 and not noise
+    x = rng.standard_normal((6, 5, 5, 4)).astype(np.float32)
+    x[..., 1] = 0.3
+    beta = np.zeros(4, np.float32)
+    y = F.batch_norm(Tensor(x), Tensor(np.full(4, 0.7, np.float32)), Tensor(beta), None, None, True).data
+    assert (y[..., 1] == 0).all()
 
 
 def test_batchnorm_gradcheck_many_rows(rng):
@@ -151,7 +161,7 @@ def test_batchnorm_results_do_not_depend_on_the_thread_count(rng, threads):
     def run():
         mu, var = BN.stats(x)
         inv_std = 1 / np.sqrt(var + 1e-5)
-        return (mu, var, BN.affine(x, gamma * inv_std, -mu * gamma * inv_std)) + BN.backward(g, x, mu, inv_std, gamma)
+        return (mu, var, BN.normalize(x, mu, inv_std, gamma, gamma)) + BN.backward(g, x, mu, inv_std, gamma)
     for a, b in zip(threads(1, run), threads(2, run)):
         np.testing.assert_array_equal(a, b)
 

@@ -398,8 +398,7 @@ class BatchNorm(Function):
             M = x2.shape[0]
             mu, var = _bn.stats(x2)                                 # float64, one pass (kernels/batchnorm.py)
             inv_std = 1.0 / np.sqrt(var + eps)
-            scale = gamma * inv_std                                 # y = xhat * gamma + beta
-            y = _bn.affine(x2, scale, beta - mu * scale)            #   = x * scale + shift
+            y = _bn.normalize(x2, mu, inv_std, gamma, beta)         # (x - mu) * inv_std * gamma + beta
             if running_mean is not None:
                 unbiased = var * (M / max(M - 1, 1))
                 running_mean *= 1 - momentum

@@ -11,8 +11,10 @@ Optimizations (Numba rungs):
 * one read of x for the statistics: per-channel sums of (x - s) and (x - s)^2 accumulated in
   float64, with s = the first row of x (a shift near the mean keeps the one-pass variance exact
   enough: the cancellation error scales with (mean - s)^2 / var, not mean^2 / var);
-* the normalisation is one multiply-add per element, y = x * scale + shift, with per-channel
-  scale = gamma / sqrt(var + eps) and shift = beta - mean * scale;
+* the normalisation is one pass, y = ((x - mean) * inv_std) * gamma + beta in x's dtype: the
+  reference's operations in its order, so an x equal to its channel mean (a constant channel)
+  gives exactly beta, as in the reference (folding into x * scale + shift would turn that exact
+  value into rounding noise of either sign, and the sign() behind it would flip);
 * the backward is one reduction pass (dbeta and dgamma, float64 accumulators, xhat recomputed
   from x on the fly instead of stored) and one pass dx = a * g + b * x + c with per-channel a, b, c;
 * rows are cut into the fixed pieces of `pieces.py`; per-piece partial sums are added in piece
@@ -61,11 +63,11 @@ def _stats_rows(x2, r0, r1, s, out):
 
 
 @njit(cache=True, nogil=True)
-def _affine_rows(x2, r0, r1, scale, shift, y):
+def _normalize_rows(x2, r0, r1, mean, inv_std, gamma, beta, y):
     C = x2.shape[1]
     for m in range(r0, r1):
         for c in range(C):
-            y[m, c] = x2[m, c] * scale[c] + shift[c]
+            y[m, c] = ((x2[m, c] - mean[c]) * inv_std[c]) * gamma[c] + beta[c]
 
 
 @njit(cache=True, nogil=True)
@@ -105,12 +107,20 @@ def stats(x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s + d, np.maximum(tot[1] / M - d * d, 0.0)
 
 
-def affine(x2: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """y = x2 * scale + shift per channel, (M, C), x2's dtype (Numba)."""
+def normalize_ref(x2, mean, inv_std, gamma, beta):
+    dt = x2.dtype
+    return (x2 - mean.astype(dt)) * inv_std.astype(dt) * gamma.astype(dt) + beta.astype(dt)
+
+
+def normalize(x2: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray,
+              beta: np.ndarray) -> np.ndarray:
+    """y = ((x2 - mean) * inv_std) * gamma + beta per channel, (M, C), in x2's dtype (Numba);
+    equal to `normalize_ref` bit for bit."""
     x2 = np.ascontiguousarray(x2)
     y = np.empty_like(x2)
-    sc, sh = scale.astype(x2.dtype), shift.astype(x2.dtype)
-    _pieces.run(lambda r: _affine_rows(x2, r[0], r[1], sc, sh, y), _pieces.split(x2.shape[0]))
+    dt = x2.dtype
+    m, s, g, b = (np.ascontiguousarray(a, dtype=dt) for a in (mean, inv_std, gamma, beta))
+    _pieces.run(lambda r: _normalize_rows(x2, r[0], r[1], m, s, g, b, y), _pieces.split(x2.shape[0]))
     return y
 
 
