@@ -20,8 +20,10 @@ from strategies import array_with_zeros, conv_cases, seeds
 
 @pytest.fixture
 def small_blocks(monkeypatch):
-    """Blocks of a few rows, so one convolution runs many blocks whose input rows overlap."""
+    """Blocks of a few rows and pieces of any size, so one small convolution runs many blocks
+    whose input rows overlap, in several pieces."""
     monkeypatch.setattr(IM, "BLOCK_ROWS", 7)
+    monkeypatch.setattr(pieces, "MIN_WORK", 1)
 
 
 @pytest.fixture
@@ -45,6 +47,8 @@ def test_split_covers_the_range_in_order():
         assert all(a < b for a, b in parts)
         assert all(parts[i][1] == parts[i + 1][0] for i in range(len(parts) - 1))
     assert pieces.split(0) == [(0, 0)]
+    assert len(pieces.split(100, work=pieces.MIN_WORK * 2)) == 2       # small work: fewer pieces
+    assert pieces.split(100, work=1) == [(0, 100)]
 
 
 def test_pieces_run_keeps_order(threads):
@@ -62,15 +66,15 @@ def test_conv_kernels_equal_reference(case, seed, blocks):
     w2 = r.standard_normal((ws[0], ws[1] * ws[2] * ws[3]))
     k = ws[1]
     scale, bias = r.standard_normal(ws[0]), r.standard_normal(ws[0])
-    old = IM.BLOCK_ROWS
-    IM.BLOCK_ROWS = 5 if blocks else old
+    old = IM.BLOCK_ROWS, pieces.MIN_WORK
+    IM.BLOCK_ROWS, pieces.MIN_WORK = (5, 1) if blocks else old
     try:
         out = C.conv_forward(x, w2, k, k, stride, pad, scale=scale, bias=bias)
         g2 = r.standard_normal(out.shape)
         dx, dw2 = C.conv_backward(x, g2, w2, k, k, stride, pad)
         dx_only, none = C.conv_backward(x, g2, w2, k, k, stride, pad, need_dw=False)
     finally:
-        IM.BLOCK_ROWS = old
+        IM.BLOCK_ROWS, pieces.MIN_WORK = old
     np.testing.assert_allclose(out, C.conv_forward_ref(x, w2, k, k, stride, pad, scale, bias),
                                rtol=1e-12, atol=1e-12)
     rdx, rdw2 = C.conv_backward_ref(x, g2, w2, k, k, stride, pad)
@@ -143,8 +147,8 @@ def test_batchnorm_of_a_constant_channel_is_exactly_beta(rng):
     assert (y[..., 1] == 0).all()
 
 
-def test_batchnorm_gradcheck_many_rows(rng):
-    # enough rows for four pieces of partial sums
+def test_batchnorm_gradcheck_many_rows(rng, monkeypatch):
+    monkeypatch.setattr(pieces, "MIN_WORK", 1)               # four pieces of partial sums
     x = Tensor(rng.standard_normal((4, 5, 3, 6)) * 2 + 1, requires_grad=True)
     gam = Tensor(rng.standard_normal(6), requires_grad=True)
     bet = Tensor(rng.standard_normal(6), requires_grad=True)

@@ -99,7 +99,7 @@ def stats(x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = np.zeros((2, C))
         _stats_rows(x2, r[0], r[1], s, out)
         return out
-    parts = _pieces.run(piece, _pieces.split(M))
+    parts = _pieces.run(piece, _pieces.split(M, work=x2.size))
     tot = parts[0]
     for p in parts[1:]:
         tot += p
@@ -120,7 +120,8 @@ def normalize(x2: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, gamma: np.n
     y = np.empty_like(x2)
     dt = x2.dtype
     m, s, g, b = (np.ascontiguousarray(a, dtype=dt) for a in (mean, inv_std, gamma, beta))
-    _pieces.run(lambda r: _normalize_rows(x2, r[0], r[1], m, s, g, b, y), _pieces.split(x2.shape[0]))
+    _pieces.run(lambda r: _normalize_rows(x2, r[0], r[1], m, s, g, b, y),
+                _pieces.split(x2.shape[0], work=x2.size))
     return y
 
 
@@ -138,7 +139,7 @@ def backward(g2: np.ndarray, x2: np.ndarray, mean: np.ndarray, inv_std: np.ndarr
         out = np.zeros((2, C))
         _grad_stats_rows(g2, x2, r[0], r[1], mean, inv_std, out)
         return out
-    parts = _pieces.run(piece, _pieces.split(M))
+    parts = _pieces.run(piece, _pieces.split(M, work=x2.size))
     tot = parts[0]
     for p in parts[1:]:
         tot += p
@@ -150,5 +151,5 @@ def backward(g2: np.ndarray, x2: np.ndarray, mean: np.ndarray, inv_std: np.ndarr
     dt = x2.dtype
     a_, b_, c_ = k.astype(dt), b.astype(dt), c0.astype(dt)
     dx = np.empty_like(x2)
-    _pieces.run(lambda r: _dx_rows(g2, x2, r[0], r[1], a_, b_, c_, dx), _pieces.split(M))
+    _pieces.run(lambda r: _dx_rows(g2, x2, r[0], r[1], a_, b_, c_, dx), _pieces.split(M, work=x2.size))
     return dx, dgamma.astype(dt), dbeta.astype(dt)

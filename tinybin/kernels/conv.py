@@ -98,7 +98,7 @@ def conv_forward(x: np.ndarray, w2: np.ndarray, kh: int, kw: int, stride: int = 
                 blk *= scale
             if bias is not None:
                 blk += bias
-    _pieces.run(piece, _pieces.split(N))
+    _pieces.run(piece, _pieces.split(N, work=N * OH * OW * K))
     return out
 
 
@@ -159,7 +159,7 @@ def conv_backward(x: np.ndarray, g2: np.ndarray, w2: np.ndarray, kh: int, kw: in
                 np.matmul(g, w2, out=dcols)
                 _im._col2im_add_rows(dcols, kh, kw, stride, padding, OH, OW, a, b, dx)
         return dw
-    parts = _pieces.run(piece, _pieces.split(N))
+    parts = _pieces.run(piece, _pieces.split(N, work=N * OH * OW * K))
     dw2 = None
     if need_dw:
         dw2 = parts[0]

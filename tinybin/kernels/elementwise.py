@@ -46,7 +46,8 @@ def sign(x: np.ndarray) -> np.ndarray:
     xf = np.ascontiguousarray(x).reshape(-1)
     out = np.empty_like(xf)
     one, minus_one = x.dtype.type(1), x.dtype.type(-1)
-    _pieces.run(lambda r: _sign(xf[r[0]:r[1]], one, minus_one, out[r[0]:r[1]]), _pieces.split(xf.size))
+    _pieces.run(lambda r: _sign(xf[r[0]:r[1]], one, minus_one, out[r[0]:r[1]]),
+                _pieces.split(xf.size, work=xf.size))
     return out.reshape(x.shape)
 
 
@@ -59,5 +60,5 @@ def ste_backward(g: np.ndarray, x: np.ndarray) -> np.ndarray:
     out = np.empty_like(xf)
     one, zero = x.dtype.type(1), x.dtype.type(0)
     _pieces.run(lambda r: _ste_backward(gf[r[0]:r[1]], xf[r[0]:r[1]], one, zero, out[r[0]:r[1]]),
-                _pieces.split(xf.size))
+                _pieces.split(xf.size, work=xf.size))
     return out.reshape(x.shape)

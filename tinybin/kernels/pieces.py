@@ -23,6 +23,9 @@ import numba
 # Pieces per op. Fixed so that results never depend on the thread count; 4 lets 1, 2 or 4 threads
 # share the work evenly (a 2-core machine gets 2 pieces per thread).
 NPIECES = 4
+# Fewer pieces for small work (counted in array elements, e.g. im2col entries): at the bottom of
+# the hourglass (2x2 and 4x4 maps) a piece would cost less than handing it to a thread.
+MIN_WORK = 1 << 15
 
 _executor: ThreadPoolExecutor | None = None
 _executor_size = 0
@@ -39,9 +42,14 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
-def split(n: int, parts: int = NPIECES) -> list[tuple[int, int]]:
-    """[0, n) cut into min(parts, n) contiguous, nearly equal, non-empty ranges (at least one)."""
-    p = max(1, min(parts, n))
+def split(n: int, parts: int = NPIECES, work: int | None = None) -> list[tuple[int, int]]:
+    """[0, n) cut into contiguous, nearly equal, non-empty ranges (at least one): min(parts, n)
+    of them, and no more than work // MIN_WORK when the total `work` is given. A function of the
+    shapes only, never of the thread count."""
+    p = min(parts, n)
+    if work is not None:
+        p = min(p, work // MIN_WORK)
+    p = max(1, p)
     return [(n * i // p, n * (i + 1) // p) for i in range(p)]
 
 
