@@ -203,3 +203,22 @@ def _conv_in_child():
     x = r.standard_normal((8, 6, 6, 5)).astype(np.float32)
     w2 = r.standard_normal((4, 45)).astype(np.float32)
     return C.conv_forward(x, w2, 3, 3, 1, 1)
+
+
+def test_a_training_step_is_identical_at_1_and_2_threads(threads, monkeypatch):
+    import tinybin as tb
+    monkeypatch.setattr(pieces, "MIN_WORK", 1)              # a small net still runs every op in pieces
+    r = np.random.default_rng(0)
+    x = r.random((6, 32, 32, 3)).astype(np.float32)
+    t = (r.random((6, 8, 8, 4)) > 0.9).astype(np.float32)
+
+    def step():
+        net = tb.HourGlass(num_landmarks=4, block="hpm", width=32, depth=2, resolution=32, seed=1)
+        opt = tb.optim.RMSprop(net.parameters(), lr=1e-3)
+        for _ in range(2):
+            opt.zero_grad()
+            tb.losses.sigmoid_bce(net(Tensor(x)), t).backward()
+            opt.step()
+        return [p.data.copy() for p in net.parameters()] + [p.grad for p in net.parameters()]
+    for a, b in zip(threads(1, step), threads(2, step)):
+        np.testing.assert_array_equal(a, b)
