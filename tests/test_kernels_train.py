@@ -222,3 +222,30 @@ def test_a_training_step_is_identical_at_1_and_2_threads(threads, monkeypatch):
         return [p.data.copy() for p in net.parameters()] + [p.grad for p in net.parameters()]
     for a, b in zip(threads(1, step), threads(2, step)):
         np.testing.assert_array_equal(a, b)
+
+
+# ---- pooling and nearest upsampling ---------------------------------------------------------------
+
+@pytest.mark.parametrize("k,s", [(2, 2), (3, 2), (3, 1)])
+def test_maxpool_backward_kernel_equals_reference(rng, k, s):
+    from tinybin.kernels import pool as PL
+    x = rng.standard_normal((3, 9, 8, 5))
+    out, idx = PL.maxpool(x, k, s)
+    g = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(PL.maxpool_backward(g, idx, x.shape), PL.maxpool_backward_ref(g, idx, x.shape),
+                               rtol=1e-13, atol=1e-13)
+    if k <= s:  # one winner per input pixel at most: no sums, so exactly equal
+        np.testing.assert_array_equal(PL.maxpool_backward(g, idx, x.shape), PL.maxpool_backward_ref(g, idx, x.shape))
+
+
+@pytest.mark.parametrize("f", [2, 3])
+def test_upsample_nearest_kernels_equal_reference(rng, f):
+    from tinybin.kernels import pool as PL
+    x = rng.standard_normal((2, 5, 4, 3)).astype(np.float32)
+    np.testing.assert_array_equal(PL.upsample_nearest(x, f), PL.upsample_nearest_ref(x, f))
+    g = rng.standard_normal((2, 5 * f, 4 * f, 3))
+    np.testing.assert_allclose(PL.upsample_nearest_backward(g, f), PL.upsample_nearest_backward_ref(g, f),
+                               rtol=1e-13, atol=1e-13)
+    xt = Tensor(rng.standard_normal((2, 3, 3, 2)), requires_grad=True)
+    proj = rng.standard_normal((2, 3 * f, 3 * f, 2))
+    assert check_grads(lambda x: (F.upsample(x, f, "nearest") * proj).sum(), [xt]) < 1e-5
