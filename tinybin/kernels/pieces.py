@@ -70,22 +70,45 @@ def _pool(n: int) -> ThreadPoolExecutor:
 def run(fn: Callable, pieces: Sequence) -> list:
     """[fn(p) for p in pieces], the pieces shared among `threads()` threads; results in order.
 
-    Piece groups are contiguous: with t threads, thread k runs pieces k*P/t .. (k+1)*P/t - 1
-    in order, and the calling thread runs the first group itself.
+    Threads take the next undone piece until none is left (the calling thread too), and the call
+    returns as soon as every piece is done: on a busy machine, a pool thread that does not get a
+    core in time simply takes no piece, instead of holding the step up. Which thread ran a piece
+    never changes its result.
     """
-    t = min(threads(), len(pieces))
+    n = len(pieces)
+    t = min(threads(), n)
     if t <= 1 or getattr(_inside, "flag", False):
         return [fn(p) for p in pieces]
-    groups = split(len(pieces), t)
+    results = [None] * n
+    errors = []
+    state = {"next": 0, "done": 0}
+    lock = threading.Lock()
+    finished = threading.Event()
 
-    def work(g):
+    def work():
         _inside.flag = True
         try:
-            return [fn(pieces[i]) for i in range(*g)]
+            while True:
+                with lock:
+                    i = state["next"]
+                    if i >= n:
+                        return
+                    state["next"] = i + 1
+                try:
+                    results[i] = fn(pieces[i])
+                except BaseException as e:  # re-raised in the calling thread
+                    errors.append(e)
+                with lock:
+                    state["done"] += 1
+                    if state["done"] == n:
+                        finished.set()
         finally:
             _inside.flag = False
-    futures = [_pool(t - 1).submit(work, g) for g in groups[1:]]
-    out = work(groups[0])
-    for f in futures:
-        out.extend(f.result())
-    return out
+    pool = _pool(t - 1)
+    for _ in range(t - 1):
+        pool.submit(work)
+    work()
+    finished.wait()
+    if errors:
+        raise errors[0]
+    return results
