@@ -128,7 +128,7 @@ def conv_backward(x: np.ndarray, g2: np.ndarray, w2: np.ndarray, kh: int, kw: in
 
     def piece(images):
         n0, n1 = images
-        dw = np.empty((Cout, K), dtype=dt) if need_dw else None
+        dw = (np.empty if n1 > n0 else np.zeros)((Cout, K), dtype=dt) if need_dw else None
         if pw:
             a, b = n0 * OH * OW, n1 * OH * OW
             if need_dw:
