@@ -15,30 +15,24 @@ batch 8, and at 1 and 2 threads in ONE run, it times
 and prints a markdown table with median times, speed-ups of the packed layer and the kernel's
 binary multiply-accumulates per second per core (``N*OH*OW*Cout*KH*KW*Cin / time / threads``).
 
-Timing: every round times each implementation in turn (best of a few calls, after a warm-up),
-the table reports the median over rounds, and ratios are medians of per-round ratios -- timings
-drift +-30-50% between runs on this shared machine, ratios within a round much less.
-Thread control: ``numba.set_num_threads`` for the Numba kernels; for BLAS ``threadpoolctl`` if
-installed, otherwise ``openblas_set_num_threads`` of NumPy's bundled OpenBLAS through ctypes
-(if neither works, BLAS keeps its default pool and the table says so). ``OPENBLAS_CORETYPE`` in
-the environment is left alone.
+Timing: ``tinybin.timing.compare`` -- every round times each implementation in turn (best of a
+few calls, after a warm-up), the table reports the median over rounds, and ratios are medians of
+per-round ratios (timings drift +-30-50% between runs on a shared machine, ratios within a round
+much less). Threads: ``tinybin.threads.set_num_threads`` (Numba's pool and BLAS together).
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import glob
 import os
 import sys
-import time
 
 import numba
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
+from tinybin import threads  # noqa: E402
 from tinybin.kernels import bitpack, xnor  # noqa: E402
+from tinybin.timing import compare  # noqa: E402
 
 try:  # the float layer may not exist yet while the package is being written
     import tinybin.functional as F  # noqa: E402
@@ -58,47 +52,6 @@ K, STRIDE, PAD = 3, 1, 1
 
 
 # --------------------------------------------------------------------------------------------
-# BLAS thread control
-# --------------------------------------------------------------------------------------------
-
-
-def _openblas_setter():
-    """ctypes handle on openblas_set_num_threads of the OpenBLAS NumPy loaded, or None."""
-    libdir = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
-    for path in sorted(glob.glob(os.path.join(libdir, "*openblas*.so*"))):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-                     "openblas_set_num_threads64_", "openblas_set_num_threads"):
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                fn.argtypes = [ctypes.c_int]
-                return fn
-    return None
-
-
-def make_blas_limiter():
-    """Returns (set_threads(n), description)."""
-    try:
-        from threadpoolctl import threadpool_limits
-
-        state = {}
-
-        def set_threads(n):
-            state["ctx"] = threadpool_limits(limits=n, user_api="blas")
-
-        return set_threads, "threadpoolctl"
-    except ImportError:
-        pass
-    fn = _openblas_setter()
-    if fn is not None:
-        return (lambda n: fn(int(n))), "openblas_set_num_threads via ctypes"
-    return (lambda n: None), "not controlled (BLAS uses its default thread count)"
-
-
-# --------------------------------------------------------------------------------------------
 # implementations
 # --------------------------------------------------------------------------------------------
 
@@ -110,25 +63,6 @@ def im2col_matmul(x: np.ndarray, wmat: np.ndarray) -> np.ndarray:
     win = np.lib.stride_tricks.sliding_window_view(xp, (K, K), axis=(1, 2))  # (N, OH, OW, C, K, K)
     cols = win.reshape(N * H * W, C * K * K)  # the im2col copy
     return (cols @ wmat).reshape(N, H, W, -1)
-
-
-def _best_of(f, calls: int) -> float:
-    best = np.inf
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        f()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def median_time(f, rounds: int) -> float:
-    f()  # warm-up (compilation, caches)
-    ts = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        f()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
 
 
 def bench_shape(shape, threads: int, rounds: int, rng) -> dict:
@@ -163,21 +97,12 @@ def bench_shape(shape, threads: int, rounds: int, rng) -> dict:
 
     macs = N * H * W * Cout * K * K * C
     # Calls per timing: enough that one measurement is >= ~20 ms of work for fast kernels.
-    times = {k: [] for k in impls}
-    for f in impls.values():  # warm-up (thread pools, caches) after the thread switch
-        f()
-        f()
-    for _ in range(rounds):
-        for name, f in impls.items():
-            time.sleep(0.02)  # let spinning BLAS/OpenMP threads of the previous impl go idle
-            f()
-            times[name].append(_best_of(f, 5))
-    t = {k: np.array(v) for k, v in times.items()}
-    res = {k: float(np.median(v)) for k, v in t.items()}
+    t = compare(impls, rounds=rounds, calls=5)
+    res = {k: t.median(k) for k in impls}
     res["gmacs_core"] = macs / res["kernel"] / 1e9 / threads
-    res["r_float"] = float(np.median(t["float"] / t["packed"])) if "float" in t else None
-    res["r_float_kernel"] = float(np.median(t["float"] / t["kernel"])) if "float" in t else None
-    res["r_im2col"] = float(np.median(t["im2col"] / t["packed"]))
+    res["r_float"] = t.ratio("float", "packed") if "float" in t.rounds else None
+    res["r_float_kernel"] = t.ratio("float", "kernel") if "float" in t.rounds else None
+    res["r_im2col"] = t.ratio("im2col", "packed")
     return res
 
 
@@ -207,15 +132,13 @@ def bench_network(rounds: int = 5, threads=(1, 2)):
     for nt in threads:
         if nt > numba.config.NUMBA_NUM_THREADS:
             continue
-        numba.set_num_threads(nt)
-        tb.threads.set_blas_threads(nt)
+        tb.threads.set_num_threads(nt)
 
         def fwd():
             with no_grad():
                 net(Tensor(x))
-        t_f = median_time(fwd, rounds)
-        t_p = median_time(lambda: packed(x), rounds)
-        rows.append((nt, t_f, t_p))
+        t = compare({"float": fwd, "packed": lambda: packed(x)}, rounds=rounds)
+        rows.append((nt, t.median("float"), t.median("packed"), t.ratio("float", "packed")))
     with tempfile.TemporaryDirectory() as d:
         fp, pp = os.path.join(d, "float.npz"), os.path.join(d, "packed.npz")
         tb.save(net, fp)
@@ -224,7 +147,7 @@ def bench_network(rounds: int = 5, threads=(1, 2)):
     lines = [f"binary hpm HourGlass at paper scale ({tb.count_parameters(net):,} parameters), one 256x256 image, "
              f"max |packed - float| = {diff:.1e}", "",
              "| threads | float forward ms | packed forward ms | speed-up |", "|---|---|---|---|"]
-    lines += [f"| {nt} | {tf * 1e3:.1f} | {tp * 1e3:.1f} | {tf / tp:.1f}x |" for nt, tf, tp in rows]
+    lines += [f"| {nt} | {tf * 1e3:.1f} | {tp * 1e3:.1f} | {r:.1f}x |" for nt, tf, tp, r in rows]
     lines += ["", f"files: float32 checkpoint {sf / 2**20:.2f} MiB, packed {sp / 2**20:.3f} MiB: "
               f"{sf / sp:.1f}x smaller (paper: 39x against Torch float with biases)"]
     return "\n".join(lines)
@@ -244,13 +167,12 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     args = ap.parse_args(argv)
     thread_counts = [int(v) for v in args.threads.split(",")]
-    set_blas, blas_how = make_blas_limiter()
     rng = np.random.default_rng(0)
 
     print(f"# packed XNOR conv benchmark (3x3, stride {STRIDE}, padding {PAD})")
     print(f"numpy {np.__version__}, numba {numba.__version__}, fast kernel: {xnor.HAVE_FAST_KERNEL}"
           f"{'' if xnor.HAVE_FAST_KERNEL else ' (' + xnor._NO_FAST_REASON + ')'}; "
-          f"BLAS threads: {blas_how}; tinybin float conv2d: {'yes' if HAVE_FLOAT else 'n/a'}; "
+          f"threads: tinybin.threads (Numba and BLAS); tinybin float conv2d: {'yes' if HAVE_FLOAT else 'n/a'}; "
           f"rounds: {args.rounds}")
     # Other processes on the 2 cores stall every parallel region until the second thread is
     # scheduled (milliseconds): 2-thread rows are only meaningful on an idle machine.
@@ -267,8 +189,7 @@ def main(argv=None) -> int:
         if nt > numba.config.NUMBA_NUM_THREADS:
             print(f"| {nt} | skipped: only {numba.config.NUMBA_NUM_THREADS} threads available |")
             continue
-        numba.set_num_threads(nt)
-        set_blas(nt)
+        threads.set_num_threads(nt)
         for shape in SHAPES:
             r = bench_shape(shape, nt, args.rounds, rng)
             N, H, W, C, Co = shape

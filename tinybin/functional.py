@@ -23,6 +23,7 @@ import numpy as np
 
 from .kernels import im2col as _im
 from .kernels import pool as _pool
+from .kernels.bitpack import sign  # noqa: F401  (the one sign of the package, re-exported)
 from .tensor import Context, Function, Tensor, is_grad_enabled
 
 
@@ -149,11 +150,6 @@ def reshape(x: Tensor, shape: Sequence[int]) -> Tensor:
 
 
 # ---- activations ---------------------------------------------------------------------------
-
-def sign(x: np.ndarray) -> np.ndarray:
-    """sign(x) = +1 where x >= 0, else -1 (sign(0) = +1; never 0). Same dtype as x."""
-    return np.where(x >= 0, 1, -1).astype(x.dtype)
-
 
 class ReLU(Function):
     @staticmethod

@@ -1,21 +1,37 @@
-"""Thread control for the two pools tinybin uses: OpenBLAS (float GEMMs) and Numba (packed kernels).
+"""The thread policy of tinybin: one number for both thread pools it uses.
 
-On a 2-core machine the two pools fight: both spin-wait for work, and a parallel region that
-cannot get its second core stalls. Measured on this project's machine kind under load, one
-downscaled training step took 4.8 s with both pools at their default two threads and 0.23 s with
-one thread each (benchmarks/bench_models.py). tinybin therefore runs BLAS single-threaded by
-default; set TINYBIN_BLAS_THREADS (or call `set_num_threads`) to change that. The packed XNOR
-kernels keep Numba's threads: they are compute-bound and parallelise well.
+tinybin runs work on two pools: NumPy's OpenBLAS (the float GEMMs) and Numba's (the ``parallel``
+kernels: im2col, pooling, packing, XNOR-popcount). On a small shared machine they fight: both
+spin or wait for all their threads at the end of every parallel region, so one busy core stalls
+every region until the scheduler gives the thread its core back. Measured on this project's
+2-core machine under load: a downscaled training step took 4.8 s with both pools at their default
+two threads and 0.23 s with one thread each (``benchmarks/bench_models.py``), and ``tinybin bench``
+reported packed inference 100x slower than float (708 ms vs 7 ms) with Numba's default pool,
+stable with one Numba thread.
+
+The policy, applied when ``tinybin`` is imported (``apply_defaults``):
+
+- BOTH pools run ``TINYBIN_THREADS`` threads, default 1 (``TINYBIN_BLAS_THREADS`` still sets
+  the BLAS count alone, for old scripts). One thread per process is also what the parallel
+  experiment runner wants: it uses the cores with processes.
+- Code that knows the machine is idle asks for more explicitly: ``set_num_threads(n)`` sets both
+  pools, ``limit(n)`` does it for a ``with`` block and restores the previous counts.
+- Numba's pool can never exceed the size it was started with (``NUMBA_NUM_THREADS``, default:
+  the number of cores); requests are clamped to it.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import glob
 import os
 
 import numpy as np
 
+__all__ = ["set_num_threads", "get_num_threads", "set_blas_threads", "limit", "apply_defaults"]
+
 _blas = None
+_blas_threads = None  # last count we set (OpenBLAS has no portable getter)
 
 
 def _openblas():
@@ -32,26 +48,63 @@ def _openblas():
                              "openblas_set_num_threads64_", "openblas_set_num_threads"):
                     if hasattr(lib, name):
                         _blas = getattr(lib, name)
+                        _blas.argtypes = [ctypes.c_int]
                         return _blas
         _blas = False
     return _blas
 
 
+def _check(n, name="n") -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {n!r}")
+    return int(n)
+
+
 def set_blas_threads(n: int) -> bool:
     """Set the number of OpenBLAS threads NumPy uses; False if NumPy's BLAS is not OpenBLAS."""
+    global _blas_threads
+    n = _check(n)
     fn = _openblas()
     if not fn:
         return False
-    fn(int(n))
+    fn(n)
+    _blas_threads = n
     return True
 
 
 def set_num_threads(n: int, blas: int | None = None) -> None:
-    """Numba kernels use `n` threads; BLAS uses `blas` (default: the same n)."""
+    """Numba's pool uses ``n`` threads (clamped to its size); BLAS ``blas`` (default: the same n)."""
     import numba
-    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
-    set_blas_threads(n if blas is None else blas)
+    n = _check(n)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    set_blas_threads(n if blas is None else _check(blas, "blas"))
+
+
+def get_num_threads() -> tuple[int, int | None]:
+    """(Numba threads, BLAS threads as last set by tinybin or None if never set)."""
+    import numba
+    return numba.get_num_threads(), _blas_threads
+
+
+@contextlib.contextmanager
+def limit(n: int, blas: int | None = None):
+    """``with threads.limit(2): ...`` runs the block with both pools at n threads, then restores."""
+    numba_prev, blas_prev = get_num_threads()
+    set_num_threads(n, blas)
+    try:
+        yield
+    finally:
+        import numba
+        numba.set_num_threads(numba_prev)
+        set_blas_threads(blas_prev if blas_prev is not None else 1)
 
 
 def apply_defaults() -> None:
-    set_blas_threads(int(os.environ.get("TINYBIN_BLAS_THREADS", "1")))
+    """The policy above: both pools at ``TINYBIN_THREADS`` threads (default 1)."""
+    raw = os.environ.get("TINYBIN_THREADS", "1")
+    try:
+        n = _check(int(raw), "TINYBIN_THREADS")
+    except ValueError:
+        raise ValueError(f"TINYBIN_THREADS must be an integer >= 1, got {raw!r}") from None
+    blas = os.environ.get("TINYBIN_BLAS_THREADS")
+    set_num_threads(n, int(blas) if blas else None)

@@ -2,8 +2,11 @@
 
 im2col   im2col / col2im for NHWC convolution (and the cache-blocked variant)
 pool     max / average pooling, nearest and bilinear upsampling
-bitpack  packing signs into uint64 words along channels; BatchNorm+sign folded into the packer
-xnor     XNOR-popcount GEMM and convolution on packed words, up to the AVX-512 kernel
+bitpack  the package's one ``sign``; packing signs into uint64 words along channels, with
+         BatchNorm+sign folded into the packer
+xnor     XNOR-popcount GEMM and convolution on packed words: CPU detection, kernel choice and
+         the public entry points; the rungs live in xnor_ref (float definitions), xnor_np
+         (NumPy on words), xnor_loops (plain Numba loops) and xnor_fast (vector IR kernel)
 """
 from . import bitpack, im2col, pool, xnor
 
