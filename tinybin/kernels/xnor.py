@@ -14,9 +14,10 @@ The ladder (STYLE.md), one module per rung, each tested against the one below fo
     xnor_ref.py    rung 0  float ±1 definitions: ``xnor_gemm_ref``, ``conv2d_ref``
     xnor_np.py     rung 1  NumPy on packed words: ``xnor_gemm_np``, ``conv2d_np``
     xnor_loops.py  rung 2  plain Numba loops, scalar popcount: ``xnor_gemm``, ``conv2d_loops``
-    xnor_fast.py   rung 3  implicit-GEMM kernel in explicit vector IR: ``conv2d_fast``
-    xnor.py        this module: CPU detection and kernel choice (the ONLY place), weight
-                   preparation, and the public entry points ``conv2d`` / ``conv2d_prepared``
+    xnor_fast.py   rung 3  implicit-GEMM kernel in target-independent vector IR: ``conv2d_fast``
+    cpu.py                 CPU detection and kernel choice (the ONLY place): ``CHOICE``
+    xnor.py        this module: weight preparation and the public entry points ``conv2d`` /
+                   ``conv2d_prepared``, which run the rung ``CHOICE`` names
 
 Convolutions take NHWC packed activations and weights (Cout, KH, KW, Cw) and use zero padding
 of the SIGNED input: a padded tap contributes 0, exactly what the float training graph computes.
@@ -24,14 +25,12 @@ of the SIGNED input: a padded tap contributes 0, exactly what the float training
 
 from __future__ import annotations
 
-import os
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from numba import config
 
-from . import xnor_fast
+from . import cpu, xnor_fast
 from .xnor_loops import conv2d_loops, popcount64, xnor_gemm
 from .xnor_np import conv2d_np, xnor_gemm_np
 from .xnor_ref import _check_bits, _check_conv_args, _check_int, conv2d_ref, output_size, xnor_gemm_ref
@@ -51,52 +50,15 @@ __all__ = [
     "PackedWeights",
     "output_size",
     "HAVE_FAST_KERNEL",
+    "CHOICE",
 ]
 
 OB = xnor_fast.OB
 
 
-# --------------------------------------------------------------------------------------------
-# CPU detection and kernel choice
-# --------------------------------------------------------------------------------------------
-
-
-def _fast_kernel_supported() -> tuple[bool, str]:
-    """Can Numba's target emit AVX-512BW here? (psadbw.512 needs it.) Returns (ok, reason)."""
-    if os.environ.get("TINYBIN_XNOR_FAST", "1") == "0":
-        return False, "disabled by TINYBIN_XNOR_FAST=0"
-    if config.DISABLE_JIT:
-        return False, "NUMBA_DISABLE_JIT is set"
-    name = (config.CPU_NAME or "host").lower()
-    feats = (config.CPU_FEATURES or "").lower()
-    if "-avx512bw" in feats:
-        return False, "NUMBA_CPU_FEATURES disables avx512bw"
-    if name != "host":
-        known = ("skylake-avx512", "cascadelake", "cooperlake", "cannonlake", "icelake-client",
-                 "icelake-server", "tigerlake", "rocketlake", "sapphirerapids", "graniterapids",
-                 "emeraldrapids", "znver4", "znver5")
-        if "+avx512bw" in feats or name in known:
-            return True, ""
-        return False, f"NUMBA_CPU_NAME={name} without +avx512bw"
-    try:
-        import llvmlite.binding as ll
-
-        host = ll.get_host_cpu_features()
-        if host.get("avx512bw", False) and host.get("avx512f", False):
-            return True, ""
-    except Exception as e:  # pragma: no cover - llvmlite without host feature query
-        return False, f"cannot query host CPU features ({e})"
-    return False, "the CPU has no AVX-512BW"
-
-
-HAVE_FAST_KERNEL, _NO_FAST_REASON = _fast_kernel_supported()
-if not HAVE_FAST_KERNEL and not config.DISABLE_JIT:
-    warnings.warn(
-        f"tinybin.kernels.xnor: fast AVX-512 XNOR kernel unavailable ({_NO_FAST_REASON}); "
-        "falling back to plain Numba loops (several times slower)",
-        RuntimeWarning,
-        stacklevel=2,
-    )
+CHOICE = cpu.CHOICE  # decided once, in cpu.py, from the code target Numba compiles for
+HAVE_FAST_KERNEL = CHOICE.fast
+_NO_FAST_REASON = "" if HAVE_FAST_KERNEL else CHOICE.reason
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,7 +125,7 @@ def _check_out(out, shape, dtype):
 
 def conv2d_fast(x_bits: np.ndarray, prepared: PackedWeights, stride: int, padding: int,
                 alpha: np.ndarray | None, out: np.ndarray) -> np.ndarray:
-    """Run the AVX-512 kernel (no checks beyond the kernel's needs; use ``conv2d_prepared``)."""
+    """Run the fast kernel (no checks beyond the kernel's needs; use ``conv2d_prepared``)."""
     if not HAVE_FAST_KERNEL:
         raise RuntimeError(f"fast XNOR kernel unavailable: {_NO_FAST_REASON}")
     KH, KW = prepared.kernel_size
@@ -218,7 +180,8 @@ def conv2d(x_bits: np.ndarray, w_bits: np.ndarray, n_channels: int, stride: int 
     Cw = ceil(n_channels/64) -> (N, OH, OW, Cout) int32 with OH = (H + 2*padding - KH)//stride + 1.
     Equals ``conv2d_ref(x, w, stride, padding)``, i.e. the float convolution of sign(x) and
     sign(w) with zero padding of the signed input: a padded tap contributes 0, not ±1.
-    Uses the AVX-512 kernel when available, else plain Numba loops (NumPy with NUMBA_DISABLE_JIT).
+    Runs the kernel ``cpu.CHOICE`` names: the fast vector kernel, plain Numba loops
+    (``TINYBIN_XNOR_FAST=0``) or NumPy (``NUMBA_DISABLE_JIT=1``).
     """
     C, s, p = _check_conv_args(x_bits, w_bits, n_channels, stride, padding)
     if not HAVE_FAST_KERNEL:

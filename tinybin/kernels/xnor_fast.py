@@ -1,29 +1,30 @@
-"""XNOR-popcount ladder, rung 3: the fast convolution kernel (explicit vector IR).
+"""XNOR-popcount ladder, rung 3: the fast convolution kernel (target-independent vector IR).
 
-Design (measured in the project's kernel notes):
+Design (measured in the project's kernel notes), for any CPU Numba targets:
 
 - Implicit GEMM on the NHWC packed activations, no im2col: for an output pixel and one kernel
   row ``kh``, the taps ``kw = 0..KW-1`` are ``KW * Cw`` CONSECUTIVE words of the input row.
 - Weights are pre-blocked once (``block_weights``) to ``(ceil(Cout/OB), KH, KW*Cw, OB)``: one
-  K-word of OB = 32 output channels is four 512-bit vectors.
+  K-word of OB output channels is ``OB / lanes`` vectors of 64-bit lanes.
 - Micro-kernel (one LLVM IR loop, ``numba.extending.intrinsic``): for each K-word broadcast the
-  activation word of P = 4 neighbouring output pixels, XOR with the 4 weight vectors, count bits
-  per BYTE (``llvm.ctpop`` on ``<64 x i8>``: ``vpopcntb`` with AVX512-BITALG, a ``vpshufb``
-  nibble lookup without), add into byte accumulators, and every <= 31 words fold the bytes into
-  64-bit lanes with ``psadbw`` (``llvm.x86.avx512.psad.bw.512``; 31 * 8 < 256 so bytes never
-  overflow). The weight vectors are loaded once per word and used for all P pixels.
+  activation word of PIX neighbouring output pixels, XOR with the weight vectors, count bits per
+  BYTE with the generic ``llvm.ctpop`` on a byte vector, add into byte accumulators, and every
+  <= 31 words fold the bytes into the 64-bit lanes (31 * 8 < 256, so bytes never overflow; the
+  fold is a shift-and-mask tree, plain integer vector IR). LLVM lowers the byte popcount to
+  ``vpopcntb`` (AVX512-BITALG), a ``vpshufb`` nibble lookup (AVX2, AVX-512BW without BITALG,
+  SSSE3) or ``cnt`` (ARM NEON). The weight vectors are read once per word for all PIX pixels.
 - Exact zero padding with a border rule instead of a padded copy: the in-image taps of an output
   pixel always form a rectangle ``[kh0, kh1) x [kw0, kw1)``, i.e. ``kh1 - kh0`` runs of
   ``(kw1 - kw0) * Cw`` consecutive words; the kernel sums popcounts over just those runs and uses
   the true count ``K = (kh1-kh0) * (kw1-kw0) * C`` in ``K - 2 * pop``. Pixels whose whole kernel
-  row fits in the image go through the P-pixel micro-kernel; the left/right border pixels through
-  a one-pixel variant.
+  row fits in the image go through the PIX-pixel micro-kernel; the left/right border pixels
+  through a one-pixel variant.
 - Output: int32 ``K - 2*pop`` or float32 ``float32(K - 2*pop) * alpha[o]`` (XNOR-Net's per-output
-  scale, one rounding), written with masked stores straight into an NHWC array, which may be a
-  channel slice of a larger buffer (e.g. a concat). Rows of output pixels run in parallel (prange).
+  scale, one rounding), written with ``llvm.masked.store`` straight into an NHWC array, which may
+  be a channel slice of a larger buffer (e.g. a concat). Rows of output pixels run in parallel.
 
-Whether this rung may run on the current code target is decided in ``xnor.py`` (the one place
-for CPU detection and kernel choice); nothing here checks.
+The vector width and register block (OB, PIX) come from ``cpu.CHOICE`` -- the one place that
+looks at the CPU; a pure function of the code target, which Numba's cache key also contains.
 """
 
 from __future__ import annotations
@@ -34,28 +35,35 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .cpu import CHOICE
+
 __all__ = ["OB", "PIX", "block_weights", "run"]
 
-# Output channels per weight block (a multiple of 8: 8 int64 lanes per 512-bit vector) and
-# output pixels per micro-kernel call. 32 x 4 keeps 16 byte accumulators + 4 weight vectors in
-# the 32 zmm registers; the 64-bit accumulators are only touched at folds.
-OB = 32
-PIX = 4
-_FOLD = 31  # words between psadbw folds: 31 * 8 bits = 248 < 256 per byte
+VBITS = CHOICE.vector_bits or 128  # the fast kernel is only called when CHOICE.fast
+OB = CHOICE.ob or 8                # output channels per weight block (multiple of VBITS/64)
+PIX = CHOICE.pix or 1              # output pixels per micro-kernel call
+_FOLD = 31  # words between folds: 31 * 8 bits = 248 < 256 per byte
 
 
-def _make_block_intrinsic(P: int, ob: int):
+def _make_block_intrinsic(P: int, ob: int, vbits: int, qword: bool = False):
     """Build the micro-kernel intrinsic for P output pixels x ``ob`` output channels.
 
     Call: ``blk(x, xoff, xrow, xpix, w, woff, wrow, nrows, seglen, K, out, ooff, opix, nvalid,
     alpha, aoff)`` with all offsets and strides in ELEMENTS of the respective arrays:
       pixel p, run r, word i reads ``x.flat[xoff + p*xpix + r*xrow + i]`` (i < seglen, r < nrows)
-      and the OB weight words ``w.flat[woff + r*wrow + i*ob : ... + ob]``;
+      and the ob weight words ``w.flat[woff + r*wrow + i*ob : ... + ob]``;
       writes ``K - 2*pop`` (int32 out) or ``float32(K - 2*pop) * alpha.flat[aoff + o]`` (float32
       out) to ``out.flat[ooff + p*opix + o]`` for o < nvalid.
+
+    qword=False: byte popcounts into byte accumulators, folded into the 64-bit lanes every
+    <= 31 words. qword=True: ``llvm.ctpop`` on ``<L x i64>`` (one ``vpopcntq`` with
+    AVX512-VPOPCNTDQ) straight into the 64-bit accumulators: no byte stage, no folds. Without
+    VPOPCNTDQ LLVM would add a byte-sum per vector, so the choice is the target's (``cpu.py``).
     """
-    assert ob % 8 == 0
-    NV = ob // 8
+    L = vbits // 64  # 64-bit lanes (= output channels) per vector
+    assert ob % L == 0
+    NV = ob // L
+    NB = vbits // 8  # bytes per vector
 
     @intrinsic
     def blk(typingctx, x, xoff, xrow, xpix, w, woff, wrow, nrows, seglen, K, out, ooff, opix,
@@ -74,21 +82,40 @@ def _make_block_intrinsic(P: int, ob: int):
             float_out = sig.args[10].dtype == types.float32
             i1, i8, i32, i64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
             f32 = ir.FloatType()
-            v8i64 = ir.VectorType(i64, 8)
-            v64i8 = ir.VectorType(i8, 64)
+            vq = ir.VectorType(i64, L)
+            vb = ir.VectorType(i8, NB)
             mod = builder.module
-            ctpop = cgutils.get_or_insert_function(mod, ir.FunctionType(v64i8, [v64i8]),
-                                                   "llvm.ctpop.v64i8")
-            psad = cgutils.get_or_insert_function(
-                mod, ir.FunctionType(v8i64, [v64i8, v64i8]), "llvm.x86.avx512.psad.bw.512"
-            )
+            if qword:
+                ctpop = cgutils.get_or_insert_function(mod, ir.FunctionType(vq, [vq]),
+                                                       f"llvm.ctpop.v{L}i64")
+            else:
+                ctpop = cgutils.get_or_insert_function(mod, ir.FunctionType(vb, [vb]),
+                                                       f"llvm.ctpop.v{NB}i8")
+
+            def splat(v, ty=vq):
+                u = builder.insert_element(ir.Constant(ty, ir.Undefined), v, i32(0))
+                return builder.shuffle_vector(u, ir.Constant(ty, ir.Undefined),
+                                              ir.Constant(ir.VectorType(i32, ty.count), None))
+
+            def qconst(c):
+                return ir.Constant(vq, [c] * L)
+
+            def hsum_bytes(v):
+                """Sum of the 8 bytes of every 64-bit lane (a shift-and-mask tree, no overflow:
+                each byte <= 248, so the 16-bit partial sums stay < 2**16)."""
+                t = builder.bitcast(v, vq)
+                t = builder.add(builder.and_(t, qconst(0x00FF00FF00FF00FF)),
+                                builder.and_(builder.lshr(t, qconst(8)), qconst(0x00FF00FF00FF00FF)))
+                t = builder.add(builder.and_(t, qconst(0x0000FFFF0000FFFF)),
+                                builder.and_(builder.lshr(t, qconst(16)), qconst(0x0000FFFF0000FFFF)))
+                return builder.add(builder.and_(t, qconst(0xFFFFFFFF)), builder.lshr(t, qconst(32)))
 
             def data(i, a):
                 return context.make_array(sig.args[i])(context, builder, a).data
 
             xptr, wptr, optr, aptr = data(0, x_), data(4, w_), data(10, out_), data(14, alpha_)
-            zero_b = ir.Constant(v64i8, None)
-            zero_q = ir.Constant(v8i64, None)
+            zero_b = ir.Constant(vb, None)
+            zero_q = ir.Constant(vq, None)
             # Accumulators live in allocas in the entry block; mem2reg/SROA turn them into
             # registers (phis), so the loop body is pure register arithmetic.
             bacc = [[cgutils.alloca_once_value(builder, zero_b) for _ in range(NV)] for _ in range(P)]
@@ -100,12 +127,14 @@ def _make_block_intrinsic(P: int, ob: int):
             cnt = cgutils.alloca_once_value(builder, i64(0))  # words since the last fold
             builder.store(i64(0), cnt)
             kpos = cgutils.alloca_once_value(builder, i64(0))
-            fold_lim = i64(_FOLD)
+            fold_lim = i64(_FOLD if not qword else 1 << 62)  # qword: one chunk per run
 
             def fold():
+                if qword:
+                    return
                 for p in range(P):
                     for j in range(NV):
-                        s = builder.call(psad, [builder.load(bacc[p][j]), zero_b])
+                        s = hsum_bytes(builder.load(bacc[p][j]))
                         builder.store(builder.add(builder.load(qacc[p][j]), s), qacc[p][j])
                         builder.store(zero_b, bacc[p][j])
                 builder.store(i64(0), cnt)
@@ -134,17 +163,19 @@ def _make_block_intrinsic(P: int, ob: int):
                     avs = []
                     for p in range(P):
                         a = builder.load(builder.gep(xptr, [builder.add(xrow_base[p], wi)]), align=8)
-                        av = builder.insert_element(ir.Constant(v8i64, ir.Undefined), a, i32(0))
-                        avs.append(builder.shuffle_vector(av, ir.Constant(v8i64, ir.Undefined),
-                                                          ir.Constant(ir.VectorType(i32, 8), None)))
+                        avs.append(splat(a))
                     wbase = builder.add(wrow_base, builder.mul(wi, i64(ob)))
                     for j in range(NV):
-                        wp = builder.gep(wptr, [builder.add(wbase, i64(8 * j))])
-                        wv = builder.load(builder.bitcast(wp, v8i64.as_pointer()), align=8)
+                        wp = builder.gep(wptr, [builder.add(wbase, i64(L * j))])
+                        wv = builder.load(builder.bitcast(wp, vq.as_pointer()), align=8)
                         for p in range(P):
-                            t = builder.bitcast(builder.xor(avs[p], wv), v64i8)
-                            pc = builder.call(ctpop, [t])
-                            builder.store(builder.add(builder.load(bacc[p][j]), pc), bacc[p][j])
+                            if qword:
+                                pc = builder.call(ctpop, [builder.xor(avs[p], wv)])
+                                builder.store(builder.add(builder.load(qacc[p][j]), pc), qacc[p][j])
+                            else:
+                                t = builder.bitcast(builder.xor(avs[p], wv), vb)
+                                pc = builder.call(ctpop, [t])
+                                builder.store(builder.add(builder.load(bacc[p][j]), pc), bacc[p][j])
                 builder.store(builder.add(k, m), kpos)
                 c2 = builder.add(c, m)
                 builder.store(c2, cnt)
@@ -155,32 +186,28 @@ def _make_block_intrinsic(P: int, ob: int):
             fold()
 
             # Epilogue: K - 2*pop, optional alpha, masked stores of nvalid lanes.
-            Kv = builder.insert_element(ir.Constant(v8i64, ir.Undefined), K_, i32(0))
-            Kv = builder.shuffle_vector(Kv, ir.Constant(v8i64, ir.Undefined),
-                                        ir.Constant(ir.VectorType(i32, 8), None))
-            nv = builder.insert_element(ir.Constant(v8i64, ir.Undefined), nvalid_, i32(0))
-            nv = builder.shuffle_vector(nv, ir.Constant(v8i64, ir.Undefined),
-                                        ir.Constant(ir.VectorType(i32, 8), None))
+            Kv = splat(K_)
+            nv = splat(nvalid_)
             ety = f32 if float_out else i32
-            vout = ir.VectorType(ety, 8)
+            vout = ir.VectorType(ety, L)
             mstore = cgutils.get_or_insert_function(
                 mod,
-                ir.FunctionType(ir.VoidType(), [vout, vout.as_pointer(), i32, ir.VectorType(i1, 8)]),
-                f"llvm.masked.store.v8{'f32' if float_out else 'i32'}.p0",
+                ir.FunctionType(ir.VoidType(), [vout, vout.as_pointer(), i32, ir.VectorType(i1, L)]),
+                f"llvm.masked.store.v{L}{'f32' if float_out else 'i32'}.p0",
             )
             for j in range(NV):
-                lanes = ir.Constant(v8i64, [8 * j + q for q in range(8)])
-                mask = builder.icmp_signed("<", lanes, nv)  # <8 x i1>
+                lanes = ir.Constant(vq, [L * j + q for q in range(L)])
+                mask = builder.icmp_signed("<", lanes, nv)  # <L x i1>
                 if float_out:
-                    ap = builder.gep(aptr, [builder.add(aoff_, i64(8 * j))])
-                    alv = builder.load(builder.bitcast(ap, ir.VectorType(f32, 8).as_pointer()), align=4)
+                    ap = builder.gep(aptr, [builder.add(aoff_, i64(L * j))])
+                    alv = builder.load(builder.bitcast(ap, ir.VectorType(f32, L).as_pointer()), align=4)
                 for p in range(P):
                     pop = builder.load(qacc[p][j])
-                    d = builder.trunc(builder.sub(Kv, builder.shl(pop, ir.Constant(v8i64, [1] * 8))),
-                                      ir.VectorType(i32, 8))
+                    d = builder.trunc(builder.sub(Kv, builder.shl(pop, qconst(1))),
+                                      ir.VectorType(i32, L))
                     if float_out:
                         d = builder.fmul(builder.sitofp(d, vout), alv)
-                    off = builder.add(builder.add(ooff_, builder.mul(i64(p), opix_)), i64(8 * j))
+                    off = builder.add(builder.add(ooff_, builder.mul(i64(p), opix_)), i64(L * j))
                     op = builder.bitcast(builder.gep(optr, [off]), vout.as_pointer())
                     builder.call(mstore, [d, op, i32(4), mask])
             return context.get_dummy_value()
@@ -190,8 +217,8 @@ def _make_block_intrinsic(P: int, ob: int):
     return blk
 
 
-_blk_wide = _make_block_intrinsic(PIX, OB)
-_blk_one = _make_block_intrinsic(1, OB)
+_blk_wide = _make_block_intrinsic(PIX, OB, VBITS, CHOICE.qword)
+_blk_one = _make_block_intrinsic(1, OB, VBITS, CHOICE.qword)
 
 
 @njit(parallel=True, cache=True)
@@ -201,9 +228,9 @@ def _conv_fast_kernel(x, wb, C, KH, KW, stride, pad, out, alpha):
     x: (N, H, W, Cw) uint64 C-contiguous; wb: (NOB, KH, KW*Cw, OB) uint64; out: (N, OH, OW, Cout)
     int32 or float32 with unit channel stride; alpha: (NOB*OB,) float32 (ignored for int32).
 
-    Optimizations: implicit GEMM (contiguous K runs, no im2col); OB=32 outputs x PIX pixels per
-    micro-kernel with 512-bit byte popcounts and psadbw folds; border pixels skip padded taps
-    instead of reading a padded copy; output rows in parallel.
+    Optimizations: implicit GEMM (contiguous K runs, no im2col); OB outputs x PIX pixels per
+    micro-kernel with byte popcounts and periodic folds; border pixels skip padded taps instead
+    of reading a padded copy; output rows in parallel.
     """
     N, H, W, Cw = x.shape
     NOB = wb.shape[0]
@@ -269,6 +296,8 @@ def run(x_bits: np.ndarray, blocked: np.ndarray, n_channels: int, kh: int, kw: i
     if out.size == 0:
         return out
     nob, ob = blocked.shape[0], blocked.shape[3]
+    if ob != OB:
+        raise ValueError(f"weights blocked by {ob} output channels, this kernel needs {OB}")
     a = np.zeros(nob * ob, dtype=np.float32)
     if alpha is not None:
         a[: out.shape[3]] = alpha
