@@ -394,3 +394,60 @@ def test_cpu_name_alone_keeps_host_features(monkeypatch):
     assert cpu.code_target()[2] == {"avx2"}
     monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+avx512f,+avx512bw")
     assert {"avx512f", "avx512bw"} <= cpu.code_target()[2]
+
+
+# --------------------------------------------------------------------------------------------
+# the other code targets this host can run: the same exactness check in a subprocess each
+# --------------------------------------------------------------------------------------------
+
+_OTHER_TARGET_CHECK = r"""
+import numpy as np
+from tinybin.kernels import bitpack, cpu, xnor
+assert cpu.CHOICE.fast, cpu.CHOICE
+rng = np.random.default_rng(0)
+for i in range(40):
+    k = (1, 3)[i % 2]; s = 1 + (i // 2) % 2; p = (0, k // 2)[(i // 4) % 2]
+    N, H, W = rng.integers(1, 3), rng.integers(1, 12), rng.integers(1, 12)
+    C, Co = int(rng.integers(1, 300)), int(rng.integers(1, 70))
+    x = rng.standard_normal((N, H, W, C)).astype(np.float32)
+    x[rng.random(x.shape) < 0.2] = 0.0
+    w = rng.standard_normal((Co, k, k, C)).astype(np.float32)
+    xb, wb = bitpack.pack_signs(x), bitpack.pack_signs(w)
+    ref = xnor.conv2d_ref(x, w, s, p)
+    assert np.array_equal(xnor.conv2d(xb, wb, C, s, p), ref), (i, x.shape, w.shape, s, p)
+    alpha = np.abs(w).mean(axis=(1, 2, 3)).astype(np.float32)
+    got = xnor.conv2d_prepared(xb, xnor.prepare_weights(wb, C), s, p, alpha=alpha)
+    assert np.array_equal(got, ref.astype(np.float32) * alpha), i
+print(cpu.CHOICE.name)
+"""
+
+
+def _host_can_run(feature: str) -> bool:
+    import llvmlite.binding as ll
+
+    try:
+        return bool(ll.get_host_cpu_features().get(feature, False))
+    except RuntimeError:
+        return False
+
+
+@pytest.mark.skipif(not JIT, reason="needs the JIT")
+@pytest.mark.parametrize("env, needs, expect", [
+    ({"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": ""}, "avx2", "fast 256-bit"),
+    ({"NUMBA_CPU_NAME": "nehalem", "NUMBA_CPU_FEATURES": ""}, "sse4.2", "fast 128-bit"),
+    ({"NUMBA_CPU_FEATURES": "-avx512vpopcntdq"}, "avx512bw", "fast 512-bit"),
+], ids=["avx2", "128-bit", "avx512-byte-popcount"])
+def test_fast_kernel_exact_on_other_targets(env, needs, expect):
+    """Every kernel variant this host can execute equals the float definition (a subprocess per
+    code target; Numba's cache keeps each target's builds apart)."""
+    import os
+    import subprocess
+    import sys
+
+    if not _host_can_run(needs):
+        pytest.skip(f"host CPU lacks {needs}")
+    base = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")}
+    r = subprocess.run([sys.executable, "-c", _OTHER_TARGET_CHECK], env=dict(base, **env),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip().splitlines()[-1] == expect
