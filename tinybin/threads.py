@@ -18,6 +18,9 @@ The policy, applied when ``tinybin`` is imported (``apply_defaults``):
   pools, ``limit(n)`` does it for a ``with`` block and restores the previous counts.
 - Numba's pool can never exceed the size it was started with (``NUMBA_NUM_THREADS``, default:
   the number of cores); requests are clamped to it.
+- Packed inference (``tinybin.packed``) gives the cores to Numba's pool alone: BLAS runs one
+  thread inside it (``numba_only``). Its only GEMMs are the small float stem and head, and an
+  idle BLAS thread that spins after them stalls every parallel XNOR kernel that follows.
 """
 from __future__ import annotations
 
@@ -28,7 +31,8 @@ import os
 
 import numpy as np
 
-__all__ = ["set_num_threads", "get_num_threads", "set_blas_threads", "limit", "apply_defaults"]
+__all__ = ["set_num_threads", "get_num_threads", "set_blas_threads", "limit", "numba_only",
+           "apply_defaults"]
 
 _blas = None
 _blas_threads = None  # last count we set (OpenBLAS has no portable getter)
@@ -97,6 +101,20 @@ def limit(n: int, blas: int | None = None):
         import numba
         numba.set_num_threads(numba_prev)
         set_blas_threads(blas_prev if blas_prev is not None else 1)
+
+
+@contextlib.contextmanager
+def numba_only():
+    """Run a block with BLAS at one thread and Numba's pool unchanged (packed inference)."""
+    prev = _blas_threads
+    if prev is None or prev == 1:
+        yield
+        return
+    set_blas_threads(1)
+    try:
+        yield
+    finally:
+        set_blas_threads(prev)
 
 
 def apply_defaults() -> None:

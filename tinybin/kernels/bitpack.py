@@ -44,6 +44,7 @@ __all__ = [
     "unpack_signs",
     "pack_affine_signs",
     "pack_affine_signs_ref",
+    "pack_affine_signs_unchecked",
     "n_words",
     "tail_mask",
 ]
@@ -392,5 +393,19 @@ def pack_affine_signs(x: np.ndarray, scale, shift) -> np.ndarray:
     x2 = _rows(x)
     out = np.empty((x2.shape[0], n_words(C)), dtype=np.uint64)
     if x2.size and not _pack_affine_kernel(x2, s, b, out):
+        raise _nonfinite_error()
+    return out.reshape(lead + (n_words(C),))
+
+
+def pack_affine_signs_unchecked(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``pack_affine_signs`` for callers that validated ``scale``/``shift`` once (deployment
+    units call it per forward): x float32 (..., C); scale, shift C-contiguous float32 (C,),
+    finite. x is still checked for NaN/inf (inside the kernel's single pass)."""
+    if config.DISABLE_JIT:
+        return pack_affine_signs_ref(x, scale, shift)
+    lead, C = x.shape[:-1], x.shape[-1]
+    x2 = _rows(x)
+    out = np.empty((x2.shape[0], n_words(C)), dtype=np.uint64)
+    if x2.size and not _pack_affine_kernel(x2, scale, shift, out):
         raise _nonfinite_error()
     return out.reshape(lead + (n_words(C),))

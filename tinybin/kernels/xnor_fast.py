@@ -292,15 +292,20 @@ def block_weights(w_bits: np.ndarray, ob: int = OB) -> np.ndarray:
 
 def run(x_bits: np.ndarray, blocked: np.ndarray, n_channels: int, kh: int, kw: int, stride: int,
         padding: int, alpha: np.ndarray | None, out: np.ndarray) -> np.ndarray:
-    """Run the kernel into ``out`` (int32 dot products, or float32 times alpha); no checks."""
+    """Run the kernel into ``out`` (int32 dot products, or float32 times alpha); no checks.
+
+    alpha: None, (Cout,) float32, or already padded to (ceil(Cout/OB)*OB,) float32."""
     if out.size == 0:
         return out
     nob, ob = blocked.shape[0], blocked.shape[3]
     if ob != OB:
         raise ValueError(f"weights blocked by {ob} output channels, this kernel needs {OB}")
-    a = np.zeros(nob * ob, dtype=np.float32)
-    if alpha is not None:
-        a[: out.shape[3]] = alpha
+    if alpha is not None and alpha.shape == (nob * ob,) and alpha.dtype == np.float32:
+        a = alpha  # already padded to whole blocks (deployment units keep it that way)
+    else:
+        a = np.zeros(nob * ob, dtype=np.float32)
+        if alpha is not None:
+            a[: out.shape[3]] = alpha
     _conv_fast_kernel(np.ascontiguousarray(x_bits), blocked, n_channels, kh, kw, stride, padding,
                       out, a)
     return out
