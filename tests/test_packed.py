@@ -164,3 +164,18 @@ def test_pack_swaps_float_ops_for_exact_twins(rng):
     assert nn.MaxPool2d not in kinds and nn.BatchNorm2d not in kinds
     avg = pack(tb.HourGlass(num_landmarks=3, block="hpm", width=32, depth=2, resolution=32, pool="avg"))
     assert not any(isinstance(m, DeployMaxPool2d) for m in avg.net.modules())  # avg pool untouched
+
+
+def test_packed_network_equal_at_two_threads_every_region_parallel(rng, monkeypatch):
+    import numba
+
+    from tinybin import threads
+    net = randomize_bn(tb.HourGlass(num_landmarks=4, block="hpm", width=64, depth=2, resolution=32,
+                                    seed=6), rng)
+    x = rng.random((2, 32, 32, 3)).astype(np.float32)
+    ref = float_eval(net, x)
+    p = pack(net)
+    monkeypatch.setattr(threads, "SMALL_WORK", 0)  # no serial shortcut for small kernels
+    with threads.limit(min(2, numba.config.NUMBA_NUM_THREADS)):
+        got = p(x)
+    assert_same(got, ref)

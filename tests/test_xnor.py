@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from numba import config
 from numpy.testing import assert_array_equal
 
+from tinybin import threads as tb_threads
 from tinybin.kernels import cpu
 from tinybin.kernels import xnor as xk
 from tinybin.kernels import xnor_loops
@@ -167,12 +168,14 @@ def test_conv_loops_matches_np(case):
 def _check_fast_at(threads, case):
     x, w, s, p = case
     packed = _packed(case)  # packing outside: only the conv runs at the thread count under test
-    old = numba.get_num_threads()
+    old, small = numba.get_num_threads(), tb_threads.SMALL_WORK
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    tb_threads.SMALL_WORK = 0  # no serial shortcut: these small cases must run in parallel
     try:
         got = xk.conv2d(*packed)
     finally:
         numba.set_num_threads(old)
+        tb_threads.SMALL_WORK = small
     ref = xk.conv2d_ref(x, w, s, p)
     assert got.dtype == np.int32 and got.shape == ref.shape
     assert_array_equal(got, ref)

@@ -18,6 +18,9 @@ The policy, applied when ``tinybin`` is imported (``apply_defaults``):
   pools, ``limit(n)`` does it for a ``with`` block and restores the previous counts.
 - Numba's pool can never exceed the size it was started with (``NUMBA_NUM_THREADS``, default:
   the number of cores); requests are clamped to it.
+- A parallel kernel whose work is too small to pay for waking the pool (``SMALL_WORK``
+  operations) runs on the calling thread (``serial_if_small``): under load every parallel region
+  waits for all its threads to be scheduled, which costs milliseconds, not microseconds.
 - Packed inference (``tinybin.packed``) gives the cores to Numba's pool alone: BLAS runs one
   thread inside it (``numba_only``). Its only GEMMs are the small float stem and head, and an
   idle BLAS thread that spins after them stalls every parallel XNOR kernel that follows.
@@ -32,7 +35,11 @@ import os
 import numpy as np
 
 __all__ = ["set_num_threads", "get_num_threads", "set_blas_threads", "limit", "numba_only",
-           "apply_defaults"]
+           "serial_if_small", "SMALL_WORK", "apply_defaults"]
+
+# Below this many elementary operations (~0.1 ms of work) a parallel region costs more than it
+# saves (waking and joining the pool: tens of microseconds idle, milliseconds under load).
+SMALL_WORK = 1 << 20
 
 _blas = None
 _blas_threads = None  # last count we set (OpenBLAS has no portable getter)
@@ -115,6 +122,21 @@ def numba_only():
         yield
     finally:
         set_blas_threads(prev)
+
+
+@contextlib.contextmanager
+def serial_if_small(work: int):
+    """Run a block with Numba's pool at one thread if ``work`` < SMALL_WORK (thread-local, cheap)."""
+    import numba
+    n = numba.get_num_threads()
+    if work >= SMALL_WORK or n == 1:
+        yield
+        return
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(n)
 
 
 def apply_defaults() -> None:

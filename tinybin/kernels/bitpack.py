@@ -37,6 +37,8 @@ from llvmlite import ir
 from numba import config, njit, prange, types
 from numba.extending import intrinsic, overload
 
+from ..threads import serial_if_small
+
 __all__ = [
     "sign",
     "pack_signs",
@@ -406,6 +408,8 @@ def pack_affine_signs_unchecked(x: np.ndarray, scale: np.ndarray, shift: np.ndar
     lead, C = x.shape[:-1], x.shape[-1]
     x2 = _rows(x)
     out = np.empty((x2.shape[0], n_words(C)), dtype=np.uint64)
-    if x2.size and not _pack_affine_kernel(x2, scale, shift, out):
+    with serial_if_small(x2.size):
+        ok = not x2.size or _pack_affine_kernel(x2, scale, shift, out)
+    if not ok:
         raise _nonfinite_error()
     return out.reshape(lead + (n_words(C),))

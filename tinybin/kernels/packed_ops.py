@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numba import config, njit, prange
 
+from ..threads import serial_if_small
+
 __all__ = ["max_pool2d_ref", "max_pool2d", "affine_ref", "affine"]
 
 
@@ -84,7 +86,8 @@ def max_pool2d(x: np.ndarray, k: int = 2, s: int = 2) -> np.ndarray:
     N, H, W, C = x.shape
     out = np.empty((N, _pool_out(H, k, s), _pool_out(W, k, s), C), dtype=x.dtype)
     if out.size:
-        _max_pool_kernel(np.ascontiguousarray(x), k, s, out)
+        with serial_if_small(out.size * k * k):
+            _max_pool_kernel(np.ascontiguousarray(x), k, s, out)
     return out
 
 
@@ -126,5 +129,6 @@ def affine(x: np.ndarray, scale, shift) -> np.ndarray:
     x2 = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
     out = np.empty_like(x2)
     if out.size:
-        _affine_kernel(x2, s, b, out)
+        with serial_if_small(out.size):
+            _affine_kernel(x2, s, b, out)
     return out.reshape(x.shape)

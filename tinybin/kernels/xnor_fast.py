@@ -35,6 +35,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ..threads import serial_if_small
 from .cpu import CHOICE
 
 __all__ = ["OB", "PIX", "block_weights", "run"]
@@ -306,6 +307,8 @@ def run(x_bits: np.ndarray, blocked: np.ndarray, n_channels: int, kh: int, kw: i
         a = np.zeros(nob * ob, dtype=np.float32)
         if alpha is not None:
             a[: out.shape[3]] = alpha
-    _conv_fast_kernel(np.ascontiguousarray(x_bits), blocked, n_channels, kh, kw, stride, padding,
-                      out, a)
+    N, OH, OW, Cout = out.shape
+    with serial_if_small(N * OH * OW * Cout * kh * kw * x_bits.shape[3] * 8):  # ~popcount ops
+        _conv_fast_kernel(np.ascontiguousarray(x_bits), blocked, n_channels, kh, kw, stride,
+                          padding, out, a)
     return out
