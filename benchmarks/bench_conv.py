@@ -16,27 +16,19 @@ One thread (tinybin's pieces and BLAS alike).
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 import tinybin as tb
 import tinybin.functional as F
 from tinybin import Tensor, no_grad
 from tinybin.kernels.im2col import im2col
+from tinybin.timing import median_time
 
 SHAPES = [("downscaled", 16, 32, 64, 64), ("full scale", 1, 64, 256, 128)]
 
 
 def timeit(fn, repeats=15, warmup=3):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
+    return median_time(fn, rounds=repeats, warmup=warmup)
 
 
 def numpy_baseline(x, w, padding=1):

@@ -8,9 +8,10 @@
     mainstream framework on this 2-core machine (R=64 F=64 D=3: 0.18 s; R=64 F=32: 0.13 s;
     R=128 F=64 D=4: 0.47 s).
 
-Threads: NumPy's OpenBLAS and Numba each start one thread per core; on a busy 2-core machine the
-two pools spin against each other and a step gets up to 10-20x slower. Every row is therefore
-run twice, with the default pools and with OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1.
+Threads (tinybin/threads.py): both pools run TINYBIN_THREADS threads, default 1; on a busy 2-core
+machine two pools of two threads spin against each other and a step gets up to 10-20x slower.
+Every row is therefore run twice, with TINYBIN_THREADS=1 and with one thread per core.
+Timing: tinybin.timing (warm-up, median over rounds).
 
     python benchmarks/bench_models.py            # full run, prints markdown tables (~5-10 min)
     python benchmarks/bench_models.py --quick    # fewer variants and repeats
@@ -51,7 +52,8 @@ STEP_SIZES = [  # (label, R, F, D, reference seconds from DESIGN.md §4)
     ("R=128 F=64 D=4", 128, 64, 4, 0.47),
 ]
 
-SINGLE = {"OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+SINGLE = {"TINYBIN_THREADS": "1"}
+ALL_CORES = {"TINYBIN_THREADS": str(os.cpu_count() or 1)}
 
 
 # ---- workers (run in a subprocess) -------------------------------------------------------------
@@ -64,23 +66,19 @@ def _worker_forward(kw: dict, repeats: int) -> dict:
 
     import tinybin as tb
     from tinybin import HourGlass, Tensor, no_grad
+    from tinybin.timing import median_time
 
     net = HourGlass.paper(**kw).eval()
     x = Tensor(np.random.default_rng(0).random((1, 256, 256, 3), dtype=np.float32))
     with no_grad():
-        net(x)                                   # warm-up: Numba kernels load from cache
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            net(x)
-            times.append(time.perf_counter() - t)
+        seconds = median_time(lambda: net(x), rounds=repeats)   # warm-up: kernels load from cache
         tracemalloc.start()
         tracemalloc.reset_peak()
         base = tracemalloc.get_traced_memory()[0]
         net(x)
         peak = tracemalloc.get_traced_memory()[1] - base
         tracemalloc.stop()
-    return {"params": tb.count_parameters(net), "seconds": float(np.median(times)),
+    return {"params": tb.count_parameters(net), "seconds": seconds,
             "forward_peak_mb": peak / 2**20,
             "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -90,22 +88,22 @@ def _worker_step(R: int, Fw: int, D: int, steps: int) -> dict:
 
     import tinybin as tb
     from tinybin import HourGlass, Tensor
+    from tinybin.timing import compare
 
     net = HourGlass(block="hpm", binary=True, width=Fw, depth=D, resolution=R, num_landmarks=16)
     opt = tb.optim.RMSprop(net.parameters(), lr=2.5e-4)
     rng = np.random.default_rng(0)
     x = rng.random((16, R, R, 3), dtype=np.float32)
     target = (rng.random((16, R // 4, R // 4, 16)) > 0.97).astype(np.float32)
-    times = []
-    for i in range(steps + 1):                   # the first step compiles / warms caches
-        t = time.perf_counter()
+
+    def step():
         loss = tb.losses.sigmoid_bce(net(Tensor(x)), target)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if i:
-            times.append(time.perf_counter() - t)
-    return {"seconds": float(np.median(times)), "min": float(np.min(times)), "params": tb.count_parameters(net)}
+    t = compare({"step": step}, rounds=steps, warmup=1, pause=0.0)  # warm-up step compiles
+    return {"seconds": t.median("step"), "min": float(t.rounds["step"].min()),
+            "params": tb.count_parameters(net)}
 
 
 def _run(args: list[str], env_extra: dict | None) -> dict:
@@ -123,7 +121,7 @@ def _run(args: list[str], env_extra: dict | None) -> dict:
 
 def bench_forward(quick: bool) -> str:
     lines = ["| network (paper scale, 1 image 256x256, eval, no_grad) | params | time 1 thread (s) "
-             "| time default threads (s) | forward peak (MB, tracemalloc) | process peak RSS (MB) |",
+             "| time all cores (s) | forward peak (MB, tracemalloc) | process peak RSS (MB) |",
              "|---|---:|---:|---:|---:|---:|"]
     for label, kw in FORWARD_VARIANTS:
         if quick and label not in QUICK_FORWARD:
@@ -131,7 +129,7 @@ def bench_forward(quick: bool) -> str:
         heavy = kw.get("stacks", 1) > 3
         reps = "1" if (quick or heavy) else "3"
         one = _run(["forward", json.dumps(kw), reps], SINGLE)
-        dflt = _run(["forward", json.dumps(kw), reps], None)
+        dflt = _run(["forward", json.dumps(kw), reps], ALL_CORES)
         if "error" in one:
             lines.append(f"| {label} | error: {one['error']} | | | | |")
             continue
@@ -145,11 +143,11 @@ def bench_forward(quick: bool) -> str:
 def bench_steps(quick: bool) -> str:
     steps = "3" if quick else "6"
     lines = ["| binary hpm, batch 16, forward + BCE + backward + RMSprop | params | reference (s) "
-             "| tinybin 1 thread (s) | ratio | tinybin default threads (s) |",
+             "| tinybin 1 thread (s) | ratio | tinybin all cores (s) |",
              "|---|---:|---:|---:|---:|---:|"]
     for label, R, Fw, D, ref in STEP_SIZES:
         one = _run(["step", str(R), str(Fw), str(D), steps], SINGLE)
-        dflt = _run(["step", str(R), str(Fw), str(D), steps], None)
+        dflt = _run(["step", str(R), str(Fw), str(D), steps], ALL_CORES)
         if "error" in one:
             lines.append(f"| {label} | error: {one['error']} | | | | |")
             continue

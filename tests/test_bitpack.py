@@ -1,4 +1,4 @@
-"""Tests for tinybin.kernels.bitpack: sign packing, BatchNorm-folded packers, their references."""
+"""Tests for tinybin.kernels.bitpack: sign, sign packing, the BatchNorm-folded packer, references."""
 
 import numpy as np
 import pytest
@@ -15,6 +15,17 @@ N_EX = 25 if config.DISABLE_JIT else 150
 
 def _signs(x):
     return np.where(x >= 0, np.float32(1), np.float32(-1))
+
+
+def test_sign_is_the_packages_one_sign():
+    import tinybin.functional as F
+
+    assert F.sign is bp.sign
+    x = np.array([-2.0, -1e-30, -0.0, 0.0, 1e-30, 3.0], dtype=np.float32)
+    y = bp.sign(x)
+    assert y.dtype == np.float32
+    assert_array_equal(y, [-1, -1, 1, 1, 1, 1])  # sign(0) = sign(-0.0) = +1, never 0
+    assert_array_equal(bp.unpack_signs(bp.pack_signs(x), 6), y)
 
 
 def _with_zeros(rng, x, frac=0.25):
@@ -119,8 +130,6 @@ def test_rejects_non_finite(bad, pos):
         bp.pack_signs_ref(x)
     with pytest.raises(ValueError, match="finite"):
         bp.pack_affine_signs(x, np.ones(100), np.zeros(100))
-    with pytest.raises(ValueError, match="finite"):
-        bp.pack_threshold_signs(x, np.zeros(100), np.ones(100))
 
 
 @pytest.mark.parametrize(
@@ -204,79 +213,17 @@ def test_pack_affine_is_not_fused():
     assert_array_equal(bits, bp.pack_affine_signs_ref(x, s, b))
 
 
-@st.composite
-def threshold_cases(draw):
-    lead = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=2)))
-    C = draw(st.integers(1, 300))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    x = _with_zeros(rng, rng.standard_normal(lead + (C,)).astype(np.float32))
-    t = rng.standard_normal(C).astype(np.float32)
-    t[rng.random(C) < 0.2] = 0.0
-    # values exactly at the threshold
-    xr = x.reshape(-1, C)
-    at = rng.random(xr.shape) < 0.2
-    xr[at] = np.broadcast_to(t, xr.shape)[at]
-    d = rng.integers(-1, 2, size=C)
-    k = rng.random(C) < 0.5
-    return x, t, d, k
-
-
-@settings(max_examples=N_EX, deadline=None)
-@given(threshold_cases())
-def test_pack_threshold_matches_reference(case):
-    x, t, d, k = case
-    bits = bp.pack_threshold_signs(x, t, d, k)
-    assert_array_equal(bits, bp.pack_threshold_signs_ref(x, t, d, k))
-    expected = np.where(d > 0, x >= t, np.where(d < 0, x <= t, k))
-    assert_array_equal(bp.unpack_signs(bits, x.shape[-1]) > 0, expected)
-
-
-def test_pack_threshold_at_threshold_hand_case():
-    x = np.array([[1.0, 1.0, 1.0, 0.0, -0.0]], dtype=np.float32)
-    t = np.array([1.0, 1.0, 5.0, 0.0, 0.0], dtype=np.float32)
-    d = np.array([1, -1, 0, 1, -1])
-    k = np.array([False, False, True, False, False])
-    # x >= t, x <= t (both true at equality), constant, 0 >= 0, -0 <= 0
-    assert_array_equal(bp.pack_threshold_signs(x, t, d, k), np.array([[0b11111]], dtype=np.uint64))
-    k[2] = False
-    assert_array_equal(bp.pack_threshold_signs(x, t, d, k), np.array([[0b11011]], dtype=np.uint64))
-
-
-@settings(max_examples=N_EX // 2, deadline=None)
-@given(affine_cases())
-def test_fold_affine_threshold_is_exact(case):
-    x, s, b = case
-    t, d, k = bp.fold_affine_threshold(s, b)
-    assert_array_equal(d, np.sign(s))
-    # random x, and x on and next to each threshold (the hard cases)
-    near = np.stack([t, np.nextafter(t, np.float32(-np.inf)), np.nextafter(t, np.float32(np.inf))])
-    near = np.where(np.isfinite(near), near, np.float32(0)).astype(np.float32)
-    for xx in (x, near):
-        assert_array_equal(bp.pack_threshold_signs(xx, t, d, k), bp.pack_affine_signs(xx, s, b))
-
-
-def test_fold_affine_threshold_fma_case():
-    x, s, b = _fma_sensitive_case(C=64, seed=1)
-    t, d, k = bp.fold_affine_threshold(s, b)
-    assert np.all(x[0] >= t)  # x sits exactly at the (rounded) threshold and packs to +1
-    assert_array_equal(bp.pack_threshold_signs(x, t, d, k), bp.pack_affine_signs(x, s, b))
-
-
-def test_affine_and_threshold_bad_args():
+def test_affine_bad_args():
     x = np.ones((2, 5), dtype=np.float32)
     with pytest.raises(ValueError, match=r"shape \(5,\)"):
         bp.pack_affine_signs(x, np.ones(4), np.zeros(5))
     with pytest.raises(ValueError, match="finite"):
         bp.pack_affine_signs(x, np.full(5, np.nan), np.zeros(5))
-    with pytest.raises(ValueError, match="threshold"):
-        bp.pack_threshold_signs(x, np.zeros(3), np.ones(5))
-    with pytest.raises(ValueError, match="NaN"):
-        bp.pack_threshold_signs(x, np.full(5, np.nan), np.ones(5))
     with pytest.raises(ValueError, match="float"):
         bp.pack_affine_signs(np.ones((2, 5), dtype=np.int64), np.ones(5), np.zeros(5))
 
 
-def test_affine_and_threshold_kernels_directly():
+def test_affine_kernel_directly():
     # The Numba kernels themselves (they run as Python under NUMBA_DISABLE_JIT).
     rng = np.random.default_rng(2)
     for C in (1, 64, 100, 130):
@@ -286,6 +233,3 @@ def test_affine_and_threshold_kernels_directly():
         out = np.empty((3, bp.n_words(C)), dtype=np.uint64)
         assert bp._pack_affine_kernel(x, s, b, out)
         assert_array_equal(out, bp.pack_affine_signs_ref(x, s, b))
-        t, d, k = bp.fold_affine_threshold(s, b)
-        assert bp._pack_threshold_kernel(x, t, d, k, out)
-        assert_array_equal(out, bp.pack_threshold_signs_ref(x, t, d, k))

@@ -5,8 +5,7 @@ import pytest
 import tinybin as tb
 from tinybin import Tensor, nn, no_grad
 from tinybin.packed import PackedPreActConv, pack, summary
-
-from test_nn import Tiny  # pytest puts tests/ on the import path (no __init__.py there)
+from test_nn import Tiny  # pytest puts tests/ on the path (rootdir-less test modules)
 
 
 def randomize_bn(net, rng):
@@ -23,11 +22,17 @@ def randomize_bn(net, rng):
 
 
 def assert_same(a, b):
+    """Bit-for-bit equality. Why this can be exact on any machine (no sign tie can flip): the
+    binary convs are integer dot products (exact in float32 on both paths) times the same alpha
+    (one rounding), the folded BatchNorm is the same ``x * scale + shift`` (two IEEE roundings, no
+    FMA), and every float part (stem, pooling, upsampling, adds) runs the same IEEE operations in
+    the same order on both paths. So every pre-sign value is identical, not merely close."""
     if isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b)
         for x, y in zip(a, b):
             assert_same(x, y)
         return
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(a, b)
 
 
 def float_eval(net, x):
@@ -43,7 +48,7 @@ def test_packed_stack_of_units_with_concat_and_residual_equals_float(c, rng):
     x = rng.random((3, 11, 7, 3)).astype(np.float32)
     ref = float_eval(net, x)
     packed = pack(net)
-    np.testing.assert_array_equal(packed(x), ref)  # in practice bit for bit
+    assert_same(packed(x), ref)
     assert len(packed.units()) == 3
     assert not isinstance(net.u1, PackedPreActConv)  # the original is untouched
 
@@ -110,3 +115,67 @@ def test_summary_counts_bits_and_macs():
     # a 3x3 binary conv 64->32 at 16x16 output: 16*16*9*64*32 MACs
     assert total["float32_bytes"] / total["packed_bytes"] > 10
     assert all(r["binary_macs"] > 0 for r in rows if r["kind"] == "binary")
+
+
+# ---- the float ops' inference twins (kernels.packed_ops) -----------------------------------------
+
+def _with_ties_and_zeros(rng, shape):
+    x = rng.integers(-3, 4, size=shape).astype(np.float32)  # many exact ties in every window
+    z = rng.random(shape) < 0.3
+    x[z] = np.where(rng.random(shape) < 0.5, 0.0, -0.0)[z]
+    return x
+
+
+@pytest.mark.parametrize("k, s", [(2, 2), (3, 2), (2, 1), (3, 3)])
+def test_max_pool_twin_equals_training_op_bit_for_bit(k, s, rng):
+    from tinybin.kernels import packed_ops
+    import tinybin.functional as F
+    x = _with_ties_and_zeros(rng, (2, 9, 8, 70))
+    want = F.max_pool2d(Tensor(x), k, s).data
+    for got in (packed_ops.max_pool2d(x, k, s), packed_ops.max_pool2d_ref(x, k, s)):
+        np.testing.assert_array_equal(got, want)
+        assert np.array_equal(np.signbit(got), np.signbit(want))  # even -0.0 vs +0.0
+
+
+def test_affine_twin_equals_eval_batch_norm_bit_for_bit(rng):
+    from tinybin.kernels import packed_ops
+    bn = nn.BatchNorm2d(37)
+    randomize_bn(bn, rng)
+    bn.eval()
+    x = (rng.standard_normal((2, 5, 6, 37)) * 3).astype(np.float32)
+    with no_grad():
+        want = bn(Tensor(x)).data
+    scale, shift = bn.folded()
+    np.testing.assert_array_equal(packed_ops.affine(x, scale, shift), want)
+    np.testing.assert_array_equal(packed_ops.affine_ref(x, scale, shift), want)
+    with pytest.raises(ValueError, match="float32"):
+        packed_ops.affine(x.astype(np.float64), scale, shift)
+    with pytest.raises(ValueError, match="smaller"):
+        packed_ops.max_pool2d(x[:, :1], 2, 2)
+
+
+def test_pack_swaps_float_ops_for_exact_twins(rng):
+    from tinybin.packed import DeployBatchNorm2d, DeployMaxPool2d
+    net = randomize_bn(tb.HourGlass(num_landmarks=3, block="hpm", width=32, depth=2, resolution=32,
+                                    seed=4), rng)
+    p = pack(net)
+    kinds = {type(m) for m in p.net.modules()}
+    assert DeployMaxPool2d in kinds and DeployBatchNorm2d in kinds
+    assert nn.MaxPool2d not in kinds and nn.BatchNorm2d not in kinds
+    avg = pack(tb.HourGlass(num_landmarks=3, block="hpm", width=32, depth=2, resolution=32, pool="avg"))
+    assert not any(isinstance(m, DeployMaxPool2d) for m in avg.net.modules())  # avg pool untouched
+
+
+def test_packed_network_equal_at_two_threads_every_region_parallel(rng, monkeypatch):
+    import numba
+
+    from tinybin import threads
+    net = randomize_bn(tb.HourGlass(num_landmarks=4, block="hpm", width=64, depth=2, resolution=32,
+                                    seed=6), rng)
+    x = rng.random((2, 32, 32, 3)).astype(np.float32)
+    ref = float_eval(net, x)
+    p = pack(net)
+    monkeypatch.setattr(threads, "SMALL_WORK", 0)  # no serial shortcut for small kernels
+    with threads.limit(min(2, numba.config.NUMBA_NUM_THREADS)):
+        got = p(x)
+    assert_same(got, ref)

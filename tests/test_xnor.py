@@ -8,7 +8,10 @@ from hypothesis import strategies as st
 from numba import config
 from numpy.testing import assert_array_equal
 
+from tinybin import threads as tb_threads
+from tinybin.kernels import cpu
 from tinybin.kernels import xnor as xk
+from tinybin.kernels import xnor_loops
 from tinybin.kernels.bitpack import pack_signs
 
 JIT = not config.DISABLE_JIT
@@ -18,7 +21,7 @@ N_FAST = 800 if JIT else 40  # with N_FAST_2: >= 1,000 fast-kernel examples per 
 N_FAST_2 = 250 if JIT else 10
 N_LADDER = 100 if JIT else 30
 needs_fast = pytest.mark.skipif(
-    not xk.HAVE_FAST_KERNEL, reason=f"fast AVX-512 kernel unavailable: {xk._NO_FAST_REASON}"
+    not xk.HAVE_FAST_KERNEL, reason=f"fast kernel off: {xk._NO_FAST_REASON}"
 )
 
 
@@ -101,7 +104,7 @@ def test_gemm_ladder(case):
     ref = xk.xnor_gemm_ref(a, b)
     r_np = xk.xnor_gemm_np(ab, bb, n)
     assert_array_equal(r_np, ref)
-    assert_array_equal(xk._xnor_gemm(ab, bb, n), r_np)  # plain loops, as Python
+    assert_array_equal(xnor_loops._xnor_gemm(ab, bb, n), r_np)  # plain loops, as Python
     assert_array_equal(xk.xnor_gemm(ab, bb, n), r_np)  # the same loops, compiled
 
 
@@ -165,12 +168,14 @@ def test_conv_loops_matches_np(case):
 def _check_fast_at(threads, case):
     x, w, s, p = case
     packed = _packed(case)  # packing outside: only the conv runs at the thread count under test
-    old = numba.get_num_threads()
+    old, small = numba.get_num_threads(), tb_threads.SMALL_WORK
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    tb_threads.SMALL_WORK = 0  # no serial shortcut: these small cases must run in parallel
     try:
         got = xk.conv2d(*packed)
     finally:
         numba.set_num_threads(old)
+        tb_threads.SMALL_WORK = small
     ref = xk.conv2d_ref(x, w, s, p)
     assert got.dtype == np.int32 and got.shape == ref.shape
     assert_array_equal(got, ref)
@@ -242,7 +247,7 @@ def test_prepare_weights_layout():
     for o in (0, 5, 31, 32, 36):
         b, j = divmod(o, xk.OB)
         assert_array_equal(pw.blocked[b, 2, 3 * 1 : 3 * 2, j], wb[o, 2, 1])
-    assert not pw.blocked[1, :, :, 5:].any()  # padding outputs are 0
+    assert not pw.blocked[nob - 1, :, :, 37 - (nob - 1) * xk.OB:].any()  # padding outputs are 0
 
 
 @settings(max_examples=100 if JIT else 20, deadline=None)
@@ -366,5 +371,86 @@ def test_non_contiguous_packed_inputs():
 
 def test_fast_kernel_switch(monkeypatch):
     monkeypatch.setenv("TINYBIN_XNOR_FAST", "0")
-    ok, reason = xk._fast_kernel_supported()
-    assert not ok and "TINYBIN_XNOR_FAST" in reason
+    choice = cpu.choose(*cpu.code_target())
+    assert not choice.fast and "TINYBIN_XNOR_FAST" in choice.reason
+
+
+@pytest.mark.parametrize("arch, name, feats, bits", [
+    ("x86_64", "znver4", {"avx2", "avx512f", "avx512bw"}, 512),
+    ("x86_64", "haswell", {"avx2"}, 256),
+    ("x86_64", "nehalem", set(), 128),
+    ("aarch64", "neoverse-n1", {"neon"}, 128),
+])
+def test_kernel_choice_by_target(arch, name, feats, bits):
+    choice = cpu.choose(arch, name, feats)
+    if not JIT:
+        assert not choice.fast
+        return
+    assert choice.vector_bits == bits and choice.ob % (bits // 64) == 0 and choice.pix >= 1
+
+
+def test_cpu_name_alone_keeps_host_features(monkeypatch):
+    # Numba gives the target machine the HOST's features unless NUMBA_CPU_FEATURES is set, so
+    # NUMBA_CPU_NAME=haswell alone is not an AVX2-only target; the choice must follow Numba.
+    monkeypatch.setattr(config, "CPU_NAME", "haswell")
+    monkeypatch.setattr(config, "CPU_FEATURES", "")
+    assert cpu.code_target()[2] == {"avx2"}
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+avx512f,+avx512bw")
+    assert {"avx512f", "avx512bw"} <= cpu.code_target()[2]
+
+
+# --------------------------------------------------------------------------------------------
+# the other code targets this host can run: the same exactness check in a subprocess each
+# --------------------------------------------------------------------------------------------
+
+_OTHER_TARGET_CHECK = r"""
+import numpy as np
+from tinybin.kernels import bitpack, cpu, xnor
+assert cpu.CHOICE.fast, cpu.CHOICE
+rng = np.random.default_rng(0)
+for i in range(40):
+    k = (1, 3)[i % 2]; s = 1 + (i // 2) % 2; p = (0, k // 2)[(i // 4) % 2]
+    N, H, W = rng.integers(1, 3), rng.integers(1, 12), rng.integers(1, 12)
+    C, Co = int(rng.integers(1, 300)), int(rng.integers(1, 70))
+    x = rng.standard_normal((N, H, W, C)).astype(np.float32)
+    x[rng.random(x.shape) < 0.2] = 0.0
+    w = rng.standard_normal((Co, k, k, C)).astype(np.float32)
+    xb, wb = bitpack.pack_signs(x), bitpack.pack_signs(w)
+    ref = xnor.conv2d_ref(x, w, s, p)
+    assert np.array_equal(xnor.conv2d(xb, wb, C, s, p), ref), (i, x.shape, w.shape, s, p)
+    alpha = np.abs(w).mean(axis=(1, 2, 3)).astype(np.float32)
+    got = xnor.conv2d_prepared(xb, xnor.prepare_weights(wb, C), s, p, alpha=alpha)
+    assert np.array_equal(got, ref.astype(np.float32) * alpha), i
+print(cpu.CHOICE.name)
+"""
+
+
+def _host_can_run(feature: str) -> bool:
+    import llvmlite.binding as ll
+
+    try:
+        return bool(ll.get_host_cpu_features().get(feature, False))
+    except RuntimeError:
+        return False
+
+
+@pytest.mark.skipif(not JIT, reason="needs the JIT")
+@pytest.mark.parametrize("env, needs, expect", [
+    ({"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": ""}, "avx2", "fast 256-bit"),
+    ({"NUMBA_CPU_NAME": "nehalem", "NUMBA_CPU_FEATURES": ""}, "sse4.2", "fast 128-bit"),
+    ({"NUMBA_CPU_FEATURES": "-avx512vpopcntdq"}, "avx512bw", "fast 512-bit"),
+], ids=["avx2", "128-bit", "avx512-byte-popcount"])
+def test_fast_kernel_exact_on_other_targets(env, needs, expect):
+    """Every kernel variant this host can execute equals the float definition (a subprocess per
+    code target; Numba's cache keeps each target's builds apart)."""
+    import os
+    import subprocess
+    import sys
+
+    if not _host_can_run(needs):
+        pytest.skip(f"host CPU lacks {needs}")
+    base = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")}
+    r = subprocess.run([sys.executable, "-c", _OTHER_TARGET_CHECK], env=dict(base, **env),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip().splitlines()[-1] == expect

@@ -13,7 +13,7 @@ from .tensor import Function, Tensor, no_grad
 
 __version__ = "0.1.0"
 
-threads.apply_defaults()  # single-threaded BLAS: see threads.py for the measurement
+threads.apply_defaults()  # the thread policy (BLAS and Numba, default 1 thread): threads.py
 
 __all__ = ["Tensor", "Function", "no_grad", "Module", "Parameter", "count_parameters", "save", "load",
            "functional", "nn", "losses", "optim", "gradcheck"]

@@ -158,16 +158,6 @@ def _data(kind: str, n_train: int, n_test: int, resolution: int, seed: int, diff
                      difficulty=difficulty)
 
 
-def _time(fn, repeats: int = 5) -> float:
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
-
-
 def _float_forward(net, x):
     from .tensor import Tensor, no_grad
     net.eval()
@@ -232,8 +222,9 @@ def cmd_demo(a) -> int:
     ref = _float_forward(bnet, imgs)
     got = p(imgs)
     max_diff = float(np.abs(got - ref).max())
-    t_float = _time(lambda: _float_forward(bnet, imgs))
-    t_packed = _time(lambda: p(imgs))
+    from .timing import compare
+    tt = compare({"float": lambda: _float_forward(bnet, imgs), "packed": lambda: p(imgs)}, rounds=5)
+    t_float, t_packed = tt.median("float"), tt.median("packed")
     p.save(os.path.join(out, "binary_hpm.packed.npz"))
     from .serialization import save
     save(bnet, os.path.join(out, "binary_hpm.float.npz"))
@@ -346,10 +337,13 @@ def cmd_bench(a) -> int:
     ref = _float_forward(net, x)
     got = p(x)
     got = got[-1] if isinstance(got, list) else got
-    t_f = _time(lambda: _float_forward(net, x), a.repeats)
-    t_p = _time(lambda: p(x), a.repeats)
-    print(f"network {net.config}\nbatch {a.batch} at {R}x{R}: float {t_f * 1e3:.1f} ms, packed {t_p * 1e3:.1f} ms, "
-          f"speed-up {t_f / t_p:.2f}x, max |diff| {np.abs(got - ref).max():.2e}")
+    from .timing import compare
+    if a.repeats < 1:
+        raise CLIError(f"--repeats must be >= 1, got {a.repeats}")
+    t = compare({"float": lambda: _float_forward(net, x), "packed": lambda: p(x)}, rounds=a.repeats)
+    print(f"network {net.config}\nbatch {a.batch} at {R}x{R}: float {t.median('float') * 1e3:.1f} ms, "
+          f"packed {t.median('packed') * 1e3:.1f} ms, speed-up {t.ratio('float', 'packed'):.2f}x "
+          f"(median of {a.repeats} interleaved rounds), max |diff| {np.abs(got - ref).max():.2e}")
     return 0
 
 

@@ -26,6 +26,7 @@ from .kernels import conv as _conv
 from .kernels import elementwise as _ew
 from .kernels import im2col as _im
 from .kernels import pool as _pool
+from .kernels.elementwise import sign  # noqa: F401  (the one sign of the package, re-exported)
 from .tensor import Context, Function, Tensor, is_grad_enabled
 
 
@@ -152,13 +153,6 @@ def reshape(x: Tensor, shape: Sequence[int]) -> Tensor:
 
 
 # ---- activations ---------------------------------------------------------------------------
-
-def sign(x: np.ndarray) -> np.ndarray:
-    """sign(x) = +1 where x >= 0, else -1 (sign(0) = +1; never 0). Same dtype as x.
-
-    Computed by a one-pass kernel equal to `np.where(x >= 0, 1, -1)` (kernels/elementwise.py)."""
-    return _ew.sign(x)
-
 
 class ReLU(Function):
     @staticmethod

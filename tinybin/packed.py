@@ -29,8 +29,9 @@ from typing import Callable
 import numpy as np
 
 from . import functional as F
-from .kernels import bitpack, xnor
-from .nn import Module, PreActConv
+from . import threads
+from .kernels import bitpack, packed_ops, xnor
+from .nn import AvgPool2d, BatchNorm2d, MaxPool2d, Module, PreActConv
 from .serialization import atomic_savez, meta_array, read_meta
 from .tensor import Tensor, no_grad
 
@@ -60,6 +61,9 @@ class PackedPreActConv(Module):
             if arr.shape != (n,):
                 raise ValueError(f"PackedPreActConv: {name} must have shape ({n},), got {arr.shape}")
         self.prepared = xnor.prepare_weights(self.w_bits, self.in_channels)
+        nob = self.prepared.blocked.shape[0]
+        self._alpha_blocks = np.zeros(nob * self.prepared.blocked.shape[3], np.float32)
+        self._alpha_blocks[:self.out_channels] = self.alpha
 
     @classmethod
     def from_unit(cls, unit: PreActConv) -> "PackedPreActConv":
@@ -74,8 +78,17 @@ class PackedPreActConv(Module):
         a = x.data if isinstance(x, Tensor) else np.asarray(x)
         if a.dtype != np.float32:
             raise ValueError(f"packed unit: expected float32 activations, got {a.dtype}")
-        bits = bitpack.pack_affine_signs(a, self.scale, self.shift)        # (N, H, W, Cw) uint64
-        y = xnor.conv2d_prepared(bits, self.prepared, self.stride, self.padding, alpha=self.alpha)
+        if a.ndim != 4 or a.shape[-1] != self.in_channels:
+            raise ValueError(f"packed unit: expected (N, H, W, {self.in_channels}) input, got {a.shape}")
+        bits = bitpack.pack_affine_signs_unchecked(a, self.scale, self.shift)  # (N, H, W, Cw)
+        if xnor.HAVE_FAST_KERNEL:  # arrays made by our own packer: the kernel needs no checks
+            N, H, W, _ = a.shape
+            k, s, p = self.kernel_size, self.stride, self.padding
+            y = np.empty((N, xnor.output_size(H, k, s, p), xnor.output_size(W, k, s, p),
+                          self.out_channels), np.float32)
+            xnor.conv2d_fast(bits, self.prepared, s, p, self._alpha_blocks, y)
+        else:
+            y = xnor.conv2d_prepared(bits, self.prepared, self.stride, self.padding, alpha=self.alpha)
         if self.relu_after_conv:
             np.maximum(y, 0, out=y)
         return Tensor(y)
@@ -92,6 +105,43 @@ class PackedPreActConv(Module):
 
     def extra_repr(self):
         return f"packed {self.in_channels}->{self.out_channels}, k={self.kernel_size}"
+
+
+class DeployMaxPool2d(MaxPool2d):
+    """Inference twin of `nn.MaxPool2d`: the same maxima bit for bit (`kernels.packed_ops`), without
+    the argmax indices a backward pass would need, output rows in parallel."""
+
+    def forward(self, x):
+        a = x.data if isinstance(x, Tensor) else np.asarray(x)
+        return Tensor(packed_ops.max_pool2d(a, self.kernel_size, self.stride))
+
+
+class DeployBatchNorm2d(BatchNorm2d):
+    """Inference twin of `nn.BatchNorm2d` (eval mode): the same `x * scale + shift` from
+    `F.bn_fold`, in one parallel pass (`kernels.packed_ops.affine`), bit for bit NumPy's result.
+    Same parameters and buffers, so checkpoints and packed files load into it unchanged."""
+
+    def forward(self, x):
+        a = x.data if isinstance(x, Tensor) else np.asarray(x)
+        scale, shift = self.folded()
+        if a.dtype != np.float32 or scale.dtype != np.float32 or a.ndim != 4 \
+                or a.shape[-1] != self.num_features:
+            return super().forward(x)  # the training op (checks, other dtypes)
+        return Tensor(packed_ops.affine(a, scale, shift))
+
+
+def _swap_float_ops(net: Module) -> None:
+    """Swap float modules for their exact inference twins: max pooling and the BatchNorms left
+    outside the packed units. Average pooling keeps the training op (its rounding order)."""
+    for _, mod in list(net.named_modules()):
+        for child_name, child in list(mod._modules.items()):
+            if type(child) is MaxPool2d:
+                setattr(mod, child_name, DeployMaxPool2d(child.kernel_size, child.stride))
+            elif type(child) is BatchNorm2d:
+                twin = DeployBatchNorm2d(child.num_features, child.momentum, child.eps)
+                twin.load_state_dict(child.state_dict())
+                twin.eval()
+                setattr(mod, child_name, twin)
 
 
 def _swap_units(net: Module, make: Callable[[str, PreActConv], Module]) -> list[str]:
@@ -119,7 +169,7 @@ class PackedNetwork:
         if x.dtype.kind != "f":
             raise ValueError(f"packed network: expected float images in [0, 1], got dtype {x.dtype}")
         x = np.ascontiguousarray(x, dtype=np.float32)
-        with no_grad():
+        with no_grad(), threads.numba_only():  # the thread policy of packed inference
             out = self.net(Tensor(x))
         if isinstance(out, (list, tuple)):
             return [o.data for o in out]
@@ -167,6 +217,7 @@ def pack(net: Module) -> PackedNetwork:
     twin = copy.deepcopy(net)
     twin.eval()
     names = _swap_units(twin, lambda name, unit: PackedPreActConv.from_unit(unit))
+    _swap_float_ops(twin)
     return PackedNetwork(twin, names)
 
 
@@ -288,6 +339,7 @@ def load(path, build: Callable[[dict], Module] | None = None) -> PackedNetwork:
             return PackedPreActConv.from_arrays(units[name])
 
         names = _swap_units(net, make)
+        _swap_float_ops(net)
         if sorted(names) != sorted(units):
             raise ValueError(f"{path}: the file's packed units do not match the network rebuilt from its config")
         order = [n for n, _ in PackedNetwork(net, names).units()]

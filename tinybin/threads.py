@@ -1,21 +1,51 @@
-"""Thread control for the two pools tinybin uses: OpenBLAS (float GEMMs) and Numba (packed kernels).
+"""The thread policy of tinybin: one number for both thread pools it uses.
 
-On a 2-core machine the two pools fight: both spin-wait for work, and a parallel region that
-cannot get its second core stalls. Measured on this project's machine kind under load, one
-downscaled training step took 4.8 s with both pools at their default two threads and 0.23 s with
-one thread each (benchmarks/bench_models.py). tinybin therefore runs BLAS single-threaded by
-default; set TINYBIN_BLAS_THREADS (or call `set_num_threads`) to change that. The packed XNOR
-kernels keep Numba's threads: they are compute-bound and parallelise well.
+tinybin runs work on two pools: NumPy's OpenBLAS (the float GEMMs) and Numba's (the ``parallel``
+kernels: im2col, pooling, packing, XNOR-popcount). On a small shared machine they fight: both
+spin or wait for all their threads at the end of every parallel region, so one busy core stalls
+every region until the scheduler gives the thread its core back. Measured on this project's
+2-core machine under load: a downscaled training step took 4.8 s with both pools at their default
+two threads and 0.23 s with one thread each (``benchmarks/bench_models.py``), and ``tinybin bench``
+reported packed inference 100x slower than float (708 ms vs 7 ms) with Numba's default pool,
+stable with one Numba thread.
+
+The policy, applied when ``tinybin`` is imported (``apply_defaults``):
+
+- Numba's pool runs ``TINYBIN_THREADS`` threads, default 1, and BLAS one thread
+  (``TINYBIN_BLAS_THREADS`` sets the BLAS count alone). One thread per process is also what the parallel
+  experiment runner wants: it uses the cores with processes.
+- Code that knows the machine is idle asks for more explicitly: ``set_num_threads(n)`` gives
+  Numba's pool, and with it tinybin's training ops (``kernels/pieces.py``, which split every
+  convolution's GEMMs into fixed pieces), ``n`` threads and keeps BLAS at one thread unless asked
+  (a multi-threaded BLAS under the pieces would fight for the same cores); ``limit(n)`` does it
+  for a ``with`` block and restores the previous counts. Results do not depend on the count.
+- Numba's pool can never exceed the size it was started with (``NUMBA_NUM_THREADS``, default:
+  the number of cores); requests are clamped to it.
+- A parallel kernel whose work is too small to pay for waking the pool (``SMALL_WORK``
+  operations) runs on the calling thread (``serial_if_small``): under load every parallel region
+  waits for all its threads to be scheduled, which costs milliseconds, not microseconds.
+- Packed inference (``tinybin.packed``) gives the cores to Numba's pool alone: BLAS runs one
+  thread inside it (``numba_only``). Its only GEMMs are the small float stem and head, and an
+  idle BLAS thread that spins after them stalls every parallel XNOR kernel that follows.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import glob
 import os
 
 import numpy as np
 
+__all__ = ["set_num_threads", "get_num_threads", "set_blas_threads", "limit", "numba_only",
+           "serial_if_small", "SMALL_WORK", "apply_defaults"]
+
+# Below this many elementary operations (~0.1 ms of work) a parallel region costs more than it
+# saves (waking and joining the pool: tens of microseconds idle, milliseconds under load).
+SMALL_WORK = 1 << 20
+
 _blas = None
+_blas_threads = None  # last count we set (OpenBLAS has no portable getter)
 
 
 def _openblas():
@@ -32,28 +62,96 @@ def _openblas():
                              "openblas_set_num_threads64_", "openblas_set_num_threads"):
                     if hasattr(lib, name):
                         _blas = getattr(lib, name)
+                        _blas.argtypes = [ctypes.c_int]
                         return _blas
         _blas = False
     return _blas
 
 
+def _check(n, name="n") -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {n!r}")
+    return int(n)
+
+
 def set_blas_threads(n: int) -> bool:
     """Set the number of OpenBLAS threads NumPy uses; False if NumPy's BLAS is not OpenBLAS."""
+    global _blas_threads
+    n = _check(n)
     fn = _openblas()
     if not fn:
         return False
-    fn(int(n))
+    fn(n)
+    _blas_threads = n
     return True
 
 
 def set_num_threads(n: int, blas: int = 1) -> None:
-    """Numba kernels and tinybin's training ops (kernels/pieces.py) use `n` threads; BLAS uses
-    `blas` (default 1: the convolutions already split their GEMMs over the `n` threads, and a
-    multi-threaded BLAS under them would fight for the same cores)."""
+    """Numba kernels and tinybin's training ops (kernels/pieces.py) use ``n`` threads (clamped to
+    Numba's pool size); BLAS uses ``blas`` (default 1: the convolutions already split their GEMMs
+    over the ``n`` threads, and a multi-threaded BLAS under them would fight for the same cores)."""
     import numba
-    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
-    set_blas_threads(blas)
+    n = _check(n)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    set_blas_threads(_check(blas, "blas"))
+
+
+def get_num_threads() -> tuple[int, int | None]:
+    """(Numba threads, BLAS threads as last set by tinybin or None if never set)."""
+    import numba
+    return numba.get_num_threads(), _blas_threads
+
+
+@contextlib.contextmanager
+def limit(n: int, blas: int | None = None):
+    """``with threads.limit(2): ...`` runs the block with Numba's pool at n threads (BLAS at ``blas``,
+    default 1), then restores both."""
+    numba_prev, blas_prev = get_num_threads()
+    set_num_threads(n, 1 if blas is None else blas)
+    try:
+        yield
+    finally:
+        import numba
+        numba.set_num_threads(numba_prev)
+        set_blas_threads(blas_prev if blas_prev is not None else 1)
+
+
+@contextlib.contextmanager
+def numba_only():
+    """Run a block with BLAS at one thread and Numba's pool unchanged (packed inference)."""
+    prev = _blas_threads
+    if prev is None or prev == 1:
+        yield
+        return
+    set_blas_threads(1)
+    try:
+        yield
+    finally:
+        set_blas_threads(prev)
+
+
+@contextlib.contextmanager
+def serial_if_small(work: int):
+    """Run a block with Numba's pool at one thread if ``work`` < SMALL_WORK (thread-local, cheap)."""
+    import numba
+    n = numba.get_num_threads()
+    if work >= SMALL_WORK or n == 1:
+        yield
+        return
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(n)
 
 
 def apply_defaults() -> None:
-    set_blas_threads(int(os.environ.get("TINYBIN_BLAS_THREADS", "1")))
+    """The policy above: Numba's pool at ``TINYBIN_THREADS`` threads (default 1), BLAS at one
+    (``TINYBIN_BLAS_THREADS`` overrides)."""
+    raw = os.environ.get("TINYBIN_THREADS", "1")
+    try:
+        n = _check(int(raw), "TINYBIN_THREADS")
+    except ValueError:
+        raise ValueError(f"TINYBIN_THREADS must be an integer >= 1, got {raw!r}") from None
+    blas = os.environ.get("TINYBIN_BLAS_THREADS")
+    set_num_threads(n, int(blas) if blas else 1)

@@ -10,15 +10,15 @@ into ``ceil(C / 64)`` uint64 words, little-endian: channel ``c`` is bit ``c & 63
 Unused tail bits of the last word are always 0, so that ``popcount(a XOR b)`` over whole words
 counts only real channels when both operands obey the rule.
 
-Three packers:
+``sign`` here is THE sign of the package (``functional`` imports it): ``+1 where x >= 0, else
+-1``, never 0. A packed bit is exactly ``sign(x) == +1``.
+
+Two packers:
 
 - ``pack_signs(x)``: bit = ``x >= 0``.
 - ``pack_affine_signs(x, scale, shift)``: bit = ``x * scale + shift >= 0`` per channel, evaluated
   in float32 as two separately rounded operations (no FMA), i.e. bit for bit what NumPy computes
   for eval-mode BatchNorm followed by sign. This is the packer deployment uses.
-- ``pack_threshold_signs(x, threshold, direction, constant)``: bit = ``x >= t`` or ``x <= t``
-  per channel; the classic "fold BatchNorm into a threshold" form (see ``fold_affine_threshold``
-  for the algebra and for how to make it exact in float32).
 
 Each has a NumPy reference (``*_ref``) and a Numba kernel; the public function dispatches to the
 Numba kernel (or to the reference when ``NUMBA_DISABLE_JIT=1``, where the kernel would run as
@@ -37,15 +37,17 @@ from llvmlite import ir
 from numba import config, njit, prange, types
 from numba.extending import intrinsic, overload
 
+from ..threads import serial_if_small
+from .elementwise import sign  # noqa: F401  (the one sign of the package; bit 1 <=> sign +1)
+
 __all__ = [
+    "sign",
     "pack_signs",
     "pack_signs_ref",
     "unpack_signs",
     "pack_affine_signs",
     "pack_affine_signs_ref",
-    "pack_threshold_signs",
-    "pack_threshold_signs_ref",
-    "fold_affine_threshold",
+    "pack_affine_signs_unchecked",
     "n_words",
     "tail_mask",
 ]
@@ -164,45 +166,6 @@ def pack_affine_signs_ref(x: np.ndarray, scale, shift) -> np.ndarray:
     b = _as_channel_vector(shift, C, "shift")
     _check_finite(x)
     return _packbits_last(x * s + b >= 0)
-
-
-def pack_threshold_signs_ref(x: np.ndarray, threshold, direction, constant=None) -> np.ndarray:
-    """Reference: bit = ``x >= t`` (direction > 0), ``x <= t`` (direction < 0), ``constant`` (== 0).
-
-    x: (..., C) float; threshold: (C,) (compared in x's dtype); direction: (C,) int;
-    constant: (C,) bool, used where direction == 0 (default True, i.e. +1).
-    """
-    x = _as_float_array(x)
-    t, d, k = _threshold_args(x, threshold, direction, constant)
-    _check_finite(x)
-    bits = np.where(d > 0, x >= t, np.where(d < 0, x <= t, k))
-    return _packbits_last(bits)
-
-
-def _threshold_args(x: np.ndarray, threshold, direction, constant):
-    C = x.shape[-1]
-    t = np.asarray(threshold)
-    t = np.broadcast_to(t, (C,)) if t.ndim == 0 else t
-    if t.shape != (C,) or not np.issubdtype(t.dtype, np.floating):
-        raise ValueError(f"threshold must be a float array of shape ({C},), got {t.dtype} {t.shape}")
-    if np.isnan(t).any():
-        raise ValueError("threshold must not contain NaN (use direction 0 for a constant bit)")
-    # Compare in x's dtype, exactly as the float network would.
-    t = np.ascontiguousarray(t, dtype=x.dtype)
-    d = np.asarray(direction)
-    d = np.broadcast_to(d, (C,)) if d.ndim == 0 else d
-    if d.shape != (C,) or not (np.issubdtype(d.dtype, np.integer) or np.issubdtype(d.dtype, np.floating)):
-        raise ValueError(f"direction must be a numeric array of shape ({C},), got {d.dtype} {d.shape}")
-    d = np.ascontiguousarray(np.sign(d), dtype=np.int8)
-    if constant is None:
-        k = np.ones(C, dtype=np.bool_)
-    else:
-        k = np.asarray(constant)
-        k = np.broadcast_to(k, (C,)) if k.ndim == 0 else k
-        if k.shape != (C,):
-            raise ValueError(f"constant must have shape ({C},), got {k.shape}")
-        k = np.ascontiguousarray(k, dtype=np.bool_)
-    return t, d, k
 
 
 # --------------------------------------------------------------------------------------------
@@ -375,32 +338,6 @@ def _pack_affine_kernel(x, s, b, out):
     return bad == 0
 
 
-@njit(parallel=True, cache=True)
-def _pack_threshold_kernel(x, t, d, k, out):
-    """bit = x >= t[c] (d > 0), x <= t[c] (d < 0), k[c] (d == 0). Plain loops (teaching form)."""
-    R, C = x.shape
-    Cw = out.shape[1]
-    bad = 0
-    for r in prange(R):
-        for wd in range(Cw):
-            w = np.uint64(0)
-            for j in range(min(64, C - 64 * wd)):
-                c = 64 * wd + j
-                v = x[r, c]
-                if d[c] > 0:
-                    on = v >= t[c]
-                elif d[c] < 0:
-                    on = v <= t[c]
-                else:
-                    on = k[c]
-                if on:
-                    w |= np.uint64(1) << np.uint64(j)
-                if not np.isfinite(v):
-                    bad += 1
-            out[r, wd] = w
-    return bad == 0
-
-
 def _rows(x: np.ndarray) -> np.ndarray:
     """(..., C) -> C-contiguous (R, C) view or copy."""
     C = x.shape[-1]
@@ -453,90 +390,17 @@ def pack_affine_signs(x: np.ndarray, scale, shift) -> np.ndarray:
     return out.reshape(lead + (n_words(C),))
 
 
-def pack_threshold_signs(x: np.ndarray, threshold, direction, constant=None) -> np.ndarray:
-    """Pack per-channel threshold tests: the "BatchNorm + sign folded into a threshold" form.
-
-    x: (..., C) float; threshold: (C,); direction: (C,) in {-1, 0, +1} (signs of other numbers
-    are taken); constant: (C,) bool for channels with direction 0 (default True = +1).
-    Bit = ``x >= threshold`` where direction > 0, ``x <= threshold`` where direction < 0,
-    ``constant`` where direction == 0. Returns (..., ceil(C/64)) uint64.
-
-    The fold: eval-mode BatchNorm is ``y = x * s + b`` with ``s = gamma / sqrt(var + eps)``,
-    ``b = beta - mean * s``, and the binary unit keeps only ``sign(y)``. In exact arithmetic
-
-        y >= 0  <=>  x >= -b/s   if s > 0
-                <=>  x <= -b/s   if s < 0
-                <=>  b >= 0      if s == 0   (a constant bit)
-
-    so BatchNorm + sign costs one comparison per element. With float32 rounding ``-b/s`` can be
-    one ulp off; ``fold_affine_threshold`` returns thresholds that are exact for float32 input.
-    """
-    x = _as_float_array(x)
-    t, d, k = _threshold_args(x, threshold, direction, constant)
+def pack_affine_signs_unchecked(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``pack_affine_signs`` for callers that validated ``scale``/``shift`` once (deployment
+    units call it per forward): x float32 (..., C); scale, shift C-contiguous float32 (C,),
+    finite. x is still checked for NaN/inf (inside the kernel's single pass)."""
     if config.DISABLE_JIT:
-        return pack_threshold_signs_ref(x, t, d, k)
+        return pack_affine_signs_ref(x, scale, shift)
     lead, C = x.shape[:-1], x.shape[-1]
     x2 = _rows(x)
     out = np.empty((x2.shape[0], n_words(C)), dtype=np.uint64)
-    if x2.size and not _pack_threshold_kernel(x2, t, d, k, out):
+    with serial_if_small(x2.size):
+        ok = not x2.size or _pack_affine_kernel(x2, scale, shift, out)
+    if not ok:
         raise _nonfinite_error()
     return out.reshape(lead + (n_words(C),))
-
-
-# --------------------------------------------------------------------------------------------
-# folding BatchNorm + sign into exact float32 thresholds
-# --------------------------------------------------------------------------------------------
-
-
-def _f32_key(f: np.ndarray) -> np.ndarray:
-    """float32 -> int64 key with the same order (-0.0 and +0.0 get adjacent keys)."""
-    i = np.asarray(f, dtype=np.float32).view(np.int32).astype(np.int64)
-    return np.where(i >= 0, i, -(i & 0x7FFFFFFF) - 1)
-
-
-def _f32_from_key(k: np.ndarray) -> np.ndarray:
-    k = np.asarray(k, dtype=np.int64)
-    i = np.where(k >= 0, k, (-(k + 1)) | np.int64(-0x80000000))
-    return i.astype(np.int32).view(np.float32)
-
-
-def fold_affine_threshold(scale, shift) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact fold: per-channel ``(threshold, direction, constant)`` for ``pack_threshold_signs``.
-
-    ``pack_threshold_signs(x, *fold_affine_threshold(s, b)) == pack_affine_signs(x, s, b)``.
-
-    scale, shift: (C,) float32. For float32 x the map ``x -> fl(fl(x * s) + b)`` is monotone
-    (non-decreasing for s > 0, non-increasing for s < 0) because rounding is monotone, so
-    ``{x : fl(fl(x*s)+b) >= 0}`` is exactly ``{x >= t}`` (s > 0) or ``{x <= t}`` (s < 0) for a
-    float32 ``t`` near ``-b/s``. We find it by bisection over the float32 values in order,
-    which makes the fold exact for every finite float32 input. s == 0 gives direction 0 and
-    ``constant = b >= 0``.
-    """
-    s = np.asarray(scale, dtype=np.float32).ravel()
-    b = np.asarray(shift, dtype=np.float32).ravel()
-    if s.shape != b.shape:
-        raise ValueError(f"scale and shift must have the same shape, got {s.shape} and {b.shape}")
-    if not (np.isfinite(s).all() and np.isfinite(b).all()):
-        raise ValueError("scale and shift must be finite")
-    d = np.sign(s).astype(np.int8)
-    sp = np.where(d == 0, np.float32(1), s)  # avoid 0 in the search; those channels are constant
-    with np.errstate(over="ignore", invalid="ignore"):
-        # Predicate on a key, oriented so that it is non-decreasing in the key.
-        def pred(key):
-            x = _f32_from_key(key)
-            on = x * sp + b >= 0
-            return np.where(d < 0, ~on, on)
-
-        lo = _f32_key(np.full(s.shape, -np.inf, np.float32))  # pred(lo) is False (s>0), see below
-        hi = _f32_key(np.full(s.shape, np.inf, np.float32))  # pred(hi) is True
-        # s>0: -inf*s+b = -inf (False), +inf*s+b = +inf (True). s<0 (negated): same.
-        while np.any(hi - lo > 1):
-            mid = (lo + hi) // 2
-            p = pred(mid)
-            hi = np.where(p, mid, hi)
-            lo = np.where(p, lo, mid)
-    # s > 0: smallest x with bit 1 is the float at key hi. s < 0: largest x with bit 1 is at lo.
-    t = np.where(d < 0, _f32_from_key(lo), _f32_from_key(hi)).astype(np.float32)
-    t = np.where(d == 0, np.float32(0), t).astype(np.float32)
-    constant = np.where(d == 0, b >= 0, True)
-    return t, d, constant

@@ -40,7 +40,11 @@ def _ste_backward(g, x, one, zero, out):
 
 
 def sign(x: np.ndarray) -> np.ndarray:
-    """sign(x) in {-1, +1}, same shape and dtype as x (Numba for float arrays)."""
+    """sign(x) = +1 where x >= 0, else -1 (sign(0) = sign(-0.0) = +1; never 0); same shape and dtype
+    as x (Numba for float arrays, `sign_ref` otherwise).
+
+    The one definition of the package (DESIGN.md section 2): the float training graph, the packers
+    (bit 1 <=> sign +1) and the kernels' float references all use it."""
     if x.dtype not in (np.float32, np.float64):
         return sign_ref(x)
     xf = np.ascontiguousarray(x).reshape(-1)
