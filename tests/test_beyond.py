@@ -302,3 +302,28 @@ def test_trainer_distills_from_a_teacher_checkpoint_and_ends_binary(tmp_path):
     tb.load(teacher, tmp_path / "teacher.npz")
     for k, v in teacher.state_dict().items():
         np.testing.assert_array_equal(v, w_before[k])
+
+
+# ---- the beyond experiment ------------------------------------------------------------------------
+
+def test_beyond_rows_settings_and_gap_closed_by_hand():
+    from tinybin import experiments as E
+    exp = E.get("beyond")
+    assert exp.reference == "baseline" and {r.name for r in exp.rows} >= {
+        "baseline", "learned_channel", "learned_spatial", "learned_rank1", "prelu", "progressive",
+        "distill", "reverse_init", "all", "real"}
+    kw = E.train_settings(exp, exp.row("all"), {"steps": 400})
+    assert (kw["progressive_steps"], kw["reverse_init_steps"], kw["distill_teacher"]) == (100, 100, "@real")
+    assert E.is_teacher(exp, exp.row("real")) and not E.is_teacher(exp, exp.row("baseline"))
+    assert E.teacher_path("beyond", "real", 3, "res") == os.path.join("res", ".teachers", "beyond", "real__seed3.npz")
+
+    def row(name, vals, ref):
+        d = E.paired_difference(dict(enumerate(vals)), dict(enumerate(ref))) if name != "baseline" else None
+        return {"row": name, "diff": {} if d is None else {"pckh": d}}
+    base = [50.0, 52.0, 54.0]
+    summ = [row("baseline", base, base), row("a", [55.0, 56.0, 60.0], base), row("real", [70.0, 72.0, 74.0], base)]
+    got = E.gap_closed(summ, "pckh", "real")
+    assert got["baseline"] is None and got["real"]["mean"] == pytest.approx(1.0)
+    assert got["a"]["mean"] == pytest.approx(5.0 / 20.0) and got["a"]["gap"] == pytest.approx(20.0)
+    d = E.paired_difference({0: 55.0, 1: 56.0, 2: 60.0}, dict(enumerate(base)))
+    assert got["a"]["lo"] == pytest.approx(d["lo"] / 20.0)
