@@ -327,3 +327,22 @@ def test_beyond_rows_settings_and_gap_closed_by_hand():
     assert got["a"]["mean"] == pytest.approx(5.0 / 20.0) and got["a"]["gap"] == pytest.approx(20.0)
     d = E.paired_difference({0: 55.0, 1: 56.0, 2: 60.0}, dict(enumerate(base)))
     assert got["a"]["lo"] == pytest.approx(d["lo"] / 20.0)
+
+
+def test_progressive_and_reverse_init_runs_resume_exactly(tmp_path):
+    from tinybin.data import SyntheticPose
+    data = SyntheticPose(16, resolution=32, seed=0)
+    cfg = TrainConfig(steps=5, batch_size=2, lr=1e-3, lr_end=1e-3, progressive_steps=2, progressive_stages=2,
+                      reverse_init_steps=2, augment=False)
+
+    def net():
+        return tb.HourGlass(num_landmarks=16, width=16, depth=2, resolution=32, seed=5, scale="learned_rank1")
+    full = Trainer(net(), data, cfg, progress=False).fit()["loss"]
+    a = Trainer(net(), data, cfg, progress=False, out_dir=str(tmp_path / "run"))
+    for t in range(3):
+        a.train_step(t)
+        a.step += 1
+    a.save_checkpoint()
+    b = Trainer(net(), data, cfg, progress=False, out_dir=str(tmp_path / "run"))
+    resumed = b.fit()["loss"]
+    np.testing.assert_array_equal(resumed, full)
