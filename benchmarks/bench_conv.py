@@ -8,10 +8,11 @@ For two shapes -- downscaled (batch 16, 32x32, 64->64, 3x3) and full scale (batc
   * a NumPy baseline: np.pad + sliding_window_view + copy + matmul (forward only);
   * the GEMM alone on a precomputed im2col matrix, to report the forward's overhead over the
     GEMM: (forward - GEMM) / GEMM. Target: <= 30% at full scale. tinybin builds the im2col matrix
-    one cache-sized block at a time and multiplies each block while it is in cache, so its
-    forward can be *faster* than one GEMM over the whole matrix read back from memory (a
-    negative overhead).
+    one fixed-size block (`im2col.BLOCK_ROWS` rows) at a time and multiplies each block while it
+    is in cache, so its forward can be *faster* than one GEMM over the whole matrix read back
+    from memory (a negative overhead).
 Timings drift +-30-50% between runs on shared machines: read the ratios, not the absolutes.
+One thread (tinybin's pieces and BLAS alike).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import time
 
 import numpy as np
 
+import tinybin as tb
 import tinybin.functional as F
 from tinybin import Tensor, no_grad
 from tinybin.kernels.im2col import im2col
@@ -46,6 +48,7 @@ def numpy_baseline(x, w, padding=1):
 
 
 def main():
+    tb.threads.set_num_threads(1)
     rng = np.random.default_rng(0)
     rows = []
     for name, n, hw, cin, cout in SHAPES:

@@ -4,6 +4,7 @@ import pytest
 
 import tinybin as tb
 from tinybin import Tensor
+from tinybin.nn import Parameter
 from tinybin.gradcheck import check_grads
 
 
@@ -120,3 +121,20 @@ def test_multistep_schedule_paper_drops_to_5e5():
     assert len(set(lrs)) == 5 and all(a >= b for a, b in zip(lrs, lrs[1:]))
     with pytest.raises(ValueError):
         tb.optim.SGD([], lr=0.1)
+
+
+def test_rmsprop_in_place_update_equals_the_formula_bit_for_bit(rng):
+    p0 = rng.standard_normal((7, 5)).astype(np.float32)
+    p = Parameter(p0.copy())
+    opt = tb.optim.RMSprop([p], lr=2.5e-4, alpha=0.99, eps=1e-8)
+    v = np.zeros_like(p0)
+    ref = p0.copy()
+    for _ in range(3):
+        g = rng.standard_normal(p0.shape).astype(np.float32)
+        p.grad = g.copy()
+        opt.step()
+        v = 0.99 * v + (1 - 0.99) * g * g
+        ref = ref - 2.5e-4 * g / (np.sqrt(v) + 1e-8)
+        np.testing.assert_array_equal(opt.state[0]["v"], v)
+        np.testing.assert_array_equal(p.data, ref)
+        np.testing.assert_array_equal(p.grad, g)  # the gradient is not overwritten

@@ -21,6 +21,9 @@ from typing import Sequence
 
 import numpy as np
 
+from .kernels import batchnorm as _bn
+from .kernels import conv as _conv
+from .kernels import elementwise as _ew
 from .kernels import im2col as _im
 from .kernels import pool as _pool
 from .tensor import Context, Function, Tensor, is_grad_enabled
@@ -151,8 +154,10 @@ def reshape(x: Tensor, shape: Sequence[int]) -> Tensor:
 # ---- activations ---------------------------------------------------------------------------
 
 def sign(x: np.ndarray) -> np.ndarray:
-    """sign(x) = +1 where x >= 0, else -1 (sign(0) = +1; never 0). Same dtype as x."""
-    return np.where(x >= 0, 1, -1).astype(x.dtype)
+    """sign(x) = +1 where x >= 0, else -1 (sign(0) = +1; never 0). Same dtype as x.
+
+    Computed by a one-pass kernel equal to `np.where(x >= 0, 1, -1)` (kernels/elementwise.py)."""
+    return _ew.sign(x)
 
 
 class ReLU(Function):
@@ -179,7 +184,7 @@ class SignSTE(Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved
-        return g * (np.abs(x) <= 1)
+        return _ew.ste_backward(g, x)                               # g * 1{|x| <= 1}
 
 
 class Sigmoid(Function):
@@ -238,62 +243,13 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 # ---- convolution ---------------------------------------------------------------------------
 
-def _is_pointwise(kh: int, kw: int, padding: int) -> bool:
-    return kh == 1 and kw == 1 and padding == 0
-
-
-def _conv_cols(x: np.ndarray, kh: int, kw: int, stride: int, padding: int) -> np.ndarray:
-    """The whole im2col matrix (N*OH*OW, KH*KW*C); a reshape for 1x1 convolutions."""
-    if _is_pointwise(kh, kw, padding):
-        xs = x if stride == 1 else x[:, ::stride, ::stride]
-        return np.ascontiguousarray(xs).reshape(-1, x.shape[-1])
-    return _im.im2col(x, kh, kw, stride, padding)
-
-
-def _conv_gemm(x: np.ndarray, w2: np.ndarray, kh: int, kw: int, stride: int, padding: int) -> np.ndarray:
-    """im2col(x) @ w2.T -> (N*OH*OW, Cout), one cache-sized block of im2col rows at a time."""
-    if _is_pointwise(kh, kw, padding):
-        return _conv_cols(x, kh, kw, stride, padding) @ w2.T
-    N, H, W, _ = x.shape
-    M = N * _im.out_size(H, kh, stride, padding) * _im.out_size(W, kw, stride, padding)
-    out = np.empty((M, w2.shape[0]), dtype=np.result_type(x, w2))
-    w2t = w2.T
-    for a, b, blk in _im.im2col_chunks(x, kh, kw, stride, padding):
-        np.matmul(blk, w2t, out=out[a:b])
-    return out
-
-
-def _conv_dw(x: np.ndarray, g2: np.ndarray, kh: int, kw: int, stride: int, padding: int) -> np.ndarray:
-    """g2.T @ im2col(x) -> (Cout, KH*KW*C): the weight gradient, block by block like the forward."""
-    if _is_pointwise(kh, kw, padding):
-        return g2.T @ _conv_cols(x, kh, kw, stride, padding)
-    dw = np.zeros((g2.shape[1], kh * kw * x.shape[-1]), dtype=np.result_type(x, g2))
-    for a, b, blk in _im.im2col_chunks(x, kh, kw, stride, padding):
-        dw += g2[a:b].T @ blk
-    return dw
-
-
-def _conv_dx(dcols: np.ndarray, xshape: tuple, kh: int, kw: int, stride: int, padding: int) -> np.ndarray:
-    if _is_pointwise(kh, kw, padding):
-        if stride == 1:
-            return dcols.reshape(xshape)
-        N, H, W, C = xshape
-        dx = np.zeros(xshape, dtype=dcols.dtype)
-        OH, OW = _im.out_size(H, 1, stride, 0), _im.out_size(W, 1, stride, 0)
-        dx[:, ::stride, ::stride][:, :OH, :OW] = dcols.reshape(N, OH, OW, C)
-        return dx
-    return _im.col2im(dcols, xshape, kh, kw, stride, padding)
-
-
 def conv2d_np(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
               stride: int = 1, padding: int = 0) -> np.ndarray:
-    """Array-level NHWC convolution (no graph): im2col + BLAS GEMM."""
+    """Array-level NHWC convolution (no graph): blocked im2col + BLAS GEMM (kernels/conv.py)."""
     N, H, W, C = x.shape
     Cout, KH, KW, _ = w.shape
     OH, OW = _im.out_size(H, KH, stride, padding), _im.out_size(W, KW, stride, padding)
-    out = _conv_gemm(x, w.reshape(Cout, -1), KH, KW, stride, padding)    # (N*OH*OW, Cout)
-    if b is not None:
-        out += b
+    out = _conv.conv_forward(x, w.reshape(Cout, -1), KH, KW, stride, padding, bias=b)  # (N*OH*OW, Cout)
     return out.reshape(N, OH, OW, Cout)
 
 
@@ -311,10 +267,9 @@ class Conv2d(Function):
         stride, padding = ctx.geom
         Cout, KH, KW, _ = w.shape
         g2 = g.reshape(-1, Cout)                                    # (N*OH*OW, Cout)
-        dw = _conv_dw(x, g2, KH, KW, stride, padding).reshape(w.shape) if ctx.needs_input_grad[1] else None
-        dx = None
-        if ctx.needs_input_grad[0]:
-            dx = _conv_dx(g2 @ w.reshape(Cout, -1), x.shape, KH, KW, stride, padding)
+        dx, dw = _conv.conv_backward(x, g2, w.reshape(Cout, -1), KH, KW, stride, padding,
+                                     need_dx=ctx.needs_input_grad[0], need_dw=ctx.needs_input_grad[1])
+        dw = None if dw is None else dw.reshape(w.shape)
         db = g2.sum(axis=0) if len(ctx.parents) > 2 and ctx.needs_input_grad[2] else None
         return dx, dw, db
 
@@ -377,35 +332,17 @@ def binarize_weights(w: Tensor) -> Tensor:
     return BinarizeWeights.apply(w)
 
 
-# Training forward of binary units through the packed XNOR kernel (issue: "training can use it
-# too"). Off by default; `set_packed_training(True)` turns it on. Same numbers either way.
-_PACKED_TRAINING = False
-
-
-def set_packed_training(flag: bool) -> bool:
-    """Compute the forward of signed binary convolutions with the XNOR-popcount kernel (the
-    backward stays float). Returns the previous setting."""
-    global _PACKED_TRAINING
-    prev, _PACKED_TRAINING = _PACKED_TRAINING, bool(flag)
-    return prev
-
-
 class BinaryConv2d(Function):
     @staticmethod
-    def forward(ctx, x, w, stride=1, padding=0, signed=False):
+    def forward(ctx, x, w, stride=1, padding=0):
         N, H, W, C = x.shape
         Cout, KH, KW, _ = w.shape
         OH, OW = _im.out_size(H, KH, stride, padding), _im.out_size(W, KW, stride, padding)
         alpha = weight_alpha(w)
         sw = sign(w)
-        if signed and _PACKED_TRAINING and x.dtype == np.float32:
-            from .kernels import bitpack, xnor  # x is exactly ±1: pack it and run XNOR-popcount
-            prep = xnor.prepare_weights(bitpack.pack_signs(w), C)
-            out = xnor.conv2d_prepared(bitpack.pack_signs(x), prep, stride, padding, alpha=alpha)
-        else:
-            out = _conv_gemm(x, sw.reshape(Cout, -1), KH, KW, stride, padding)  # integers, exact in float32
-            out *= alpha                                            # one float multiply, as the packed kernel
-            out = out.reshape(N, OH, OW, Cout)
+        # integer sums (exact in float32), then one float multiply by alpha, as the packed kernel
+        out = _conv.conv_forward(x, sw.reshape(Cout, -1), KH, KW, stride, padding, scale=alpha)
+        out = out.reshape(N, OH, OW, Cout)
         if _needs_grad(ctx):
             ctx.save_for_backward(x, sw, alpha)
             ctx.geom = (stride, padding)
@@ -419,24 +356,21 @@ class BinaryConv2d(Function):
         g2 = g.reshape(-1, Cout)
         wb = (sw * alpha[:, None, None, None]).reshape(Cout, -1)
         # STE: dL/dW = dL/dW_b
-        dw = _conv_dw(x, g2, KH, KW, stride, padding).reshape(sw.shape) if ctx.needs_input_grad[1] else None
-        dx = _conv_dx(g2 @ wb, x.shape, KH, KW, stride, padding) if ctx.needs_input_grad[0] else None
-        return dx, dw
+        dx, dw = _conv.conv_backward(x, g2, wb, KH, KW, stride, padding,
+                                     need_dx=ctx.needs_input_grad[0], need_dw=ctx.needs_input_grad[1])
+        return dx, (None if dw is None else dw.reshape(sw.shape))
 
 
-def binary_conv2d(x: Tensor, w: Tensor, stride: int = 1, padding: int = 0, signed: bool = False) -> Tensor:
+def binary_conv2d(x: Tensor, w: Tensor, stride: int = 1, padding: int = 0) -> Tensor:
     """Convolution with XNOR-Net binary weights: conv2d(x, sign(W)) * alpha (paper eq. 1).
 
     The same function as `conv2d(x, binarize_weights(w))`, but computed as an integer-valued
     conv followed by one multiply per output, so that with x = sign(...) it equals the packed
     XNOR-popcount result times alpha exactly. Gradients: dL/dx through W_b = sign(W)*alpha;
     dL/dW = dL/dW_b (straight-through, as `binarize_weights`).
-
-    signed=True promises that x holds only ±1 (the output of a sign); then, if
-    `set_packed_training(True)` is on, the forward runs on packed bits with the XNOR kernel.
     """
     _check_conv(x, w, None, stride, padding)
-    return BinaryConv2d.apply(x, w, stride=int(stride), padding=int(padding), signed=bool(signed))
+    return BinaryConv2d.apply(x, w, stride=int(stride), padding=int(padding))
 
 
 # ---- batch normalisation --------------------------------------------------------------------
@@ -462,43 +396,39 @@ class BatchNorm(Function):
         x2 = x.reshape(-1, C)
         if training:
             M = x2.shape[0]
-            mu = x2.mean(axis=0)
-            xc = x2 - mu
-            var = (xc * xc).mean(axis=0)
-            inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-            xhat = xc * inv_std
-            y = xhat * gamma + beta
+            mu, var = _bn.stats(x2)                                 # float64, one pass (kernels/batchnorm.py)
+            inv_std = 1.0 / np.sqrt(var + eps)
+            y = _bn.normalize(x2, mu, inv_std, gamma, beta)         # (x - mu) * inv_std * gamma + beta
             if running_mean is not None:
                 unbiased = var * (M / max(M - 1, 1))
                 running_mean *= 1 - momentum
-                running_mean += momentum * mu
+                running_mean += (momentum * mu).astype(running_mean.dtype)
                 running_var *= 1 - momentum
-                running_var += momentum * unbiased
+                running_var += (momentum * unbiased).astype(running_var.dtype)
             if _needs_grad(ctx):
-                ctx.save_for_backward(xhat, inv_std, gamma)
+                ctx.save_for_backward(x2, mu, inv_std, gamma)       # xhat is recomputed from x
             ctx.training = True
         else:
             scale, shift = bn_fold(gamma, beta, running_mean, running_var, eps)
             y = x2 * scale + shift
             if _needs_grad(ctx):
                 inv_std = (1.0 / np.sqrt(running_var.astype(x.dtype) + eps)).astype(x.dtype)
-                ctx.save_for_backward((x2 - running_mean) * inv_std, inv_std, gamma)
+                ctx.save_for_backward(x2, running_mean, inv_std, gamma)
             ctx.training = False
         ctx.shape = x.shape
         return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, g):
-        xhat, inv_std, gamma = ctx.saved
+        x2, mean_, inv_std, gamma = ctx.saved
         C = ctx.shape[-1]
         g2 = g.reshape(-1, C)
-        dgamma = (g2 * xhat).sum(axis=0)
-        dbeta = g2.sum(axis=0)
-        if ctx.training:
-            M = g2.shape[0]
-            dxhat = g2 * gamma
-            dx = (inv_std / M) * (M * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0))
+        if ctx.training:  # dx = gamma*inv_std*(g - mean(g) - xhat*mean(g*xhat)), kernels/batchnorm.py
+            dx, dgamma, dbeta = _bn.backward(g2, x2, mean_, inv_std, gamma)
         else:
+            xhat = (x2 - mean_) * inv_std
+            dgamma = (g2 * xhat).sum(axis=0)
+            dbeta = g2.sum(axis=0)
             dx = g2 * (gamma * inv_std)
         return dx.reshape(ctx.shape), dgamma, dbeta
 
@@ -534,12 +464,7 @@ class MaxPool2d(Function):
     @staticmethod
     def backward(ctx, g):
         (idx,) = ctx.saved
-        N, H, W, C = ctx.shape
-        if ctx.k <= ctx.s:  # windows do not overlap: every winner is unique, a plain scatter does
-            dx = np.zeros((N, H * W, C), dtype=g.dtype)
-            np.put_along_axis(dx, idx.reshape(N, -1, C), g.reshape(N, -1, C), axis=1)
-            return dx.reshape(ctx.shape)
-        return _pool.maxpool_backward(g, idx, ctx.shape)
+        return _pool.maxpool_backward(g, idx, ctx.shape)          # scatter to the winners
 
 
 class AvgPool2d(Function):

@@ -220,10 +220,8 @@ class BinaryConv2d(Conv2d):
                  padding: int | None = None, rng=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias=False, rng=rng)
 
-    signed_input = False  # set by PreActConv: its input is a sign, exactly ±1 (enables packed training)
-
     def forward(self, x: Tensor) -> Tensor:
-        return F.binary_conv2d(x, self.weight, self.stride, self.padding, signed=self.signed_input)
+        return F.binary_conv2d(x, self.weight, self.stride, self.padding)
 
 
 class BatchNorm2d(Module):
@@ -338,7 +336,6 @@ class PreActConv(Module):
             self.conv = LearnedScaleBinaryConv2d(in_channels, out_channels, kernel_size, stride, scale=scale, rng=rng)
         elif binary:
             self.conv = BinaryConv2d(in_channels, out_channels, kernel_size, stride, rng=rng)
-            self.conv.signed_input = True
         else:
             self.conv = Conv2d(in_channels, out_channels, kernel_size, stride, bias=True, rng=rng)
         if self.prelu:

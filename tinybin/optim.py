@@ -99,9 +99,17 @@ class RMSprop(Optimizer):
         if self.weight_decay:
             g = g + self.weight_decay * p.data
         v = st.setdefault("v", np.zeros_like(p.data))
+        # in place, with the operations (and roundings) of
+        # v = alpha*v + ((1-alpha)*g)*g;  p -= (lr*g) / (sqrt(v) + eps)
+        t = np.multiply(g, 1 - self.alpha)
+        t *= g
         v *= self.alpha
-        v += (1 - self.alpha) * g * g
-        p.data -= self.lr * g / (np.sqrt(v) + self.eps)
+        v += t
+        d = np.sqrt(v)
+        d += self.eps
+        np.multiply(g, self.lr, out=t)
+        t /= d
+        p.data -= t
 
 
 class Adam(Optimizer):

@@ -46,11 +46,13 @@ def set_blas_threads(n: int) -> bool:
     return True
 
 
-def set_num_threads(n: int, blas: int | None = None) -> None:
-    """Numba kernels use `n` threads; BLAS uses `blas` (default: the same n)."""
+def set_num_threads(n: int, blas: int = 1) -> None:
+    """Numba kernels and tinybin's training ops (kernels/pieces.py) use `n` threads; BLAS uses
+    `blas` (default 1: the convolutions already split their GEMMs over the `n` threads, and a
+    multi-threaded BLAS under them would fight for the same cores)."""
     import numba
     numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
-    set_blas_threads(n if blas is None else blas)
+    set_blas_threads(blas)
 
 
 def apply_defaults() -> None:

@@ -13,8 +13,11 @@ col2im is the adjoint (the backward of im2col): every input pixel gathers the co
 read it. Gathering (rather than scattering from each column) lets us parallelise over input rows
 without write races.
 
-`im2col_chunks` produces the matrix one L2-sized block of rows at a time, so a convolution can
-multiply each block while it is still in cache (functional.conv2d does).
+`im2col_chunks` produces the matrix one block of rows at a time, so a convolution can multiply
+each block while it is still in cache (functional.conv2d does). The block size is a fixed number
+of rows (`BLOCK_ROWS`), never derived from the machine's cache or the dtype: the weight gradient
+sums block by block, so its summation order, and with it every binary training run, is the same
+on every machine.
 
 Optimizations (Numba rungs): inner loops over contiguous channels (LLVM vectorizes them), no
 temporaries inside the kernels. Deliberately serial: these copies are memory-bound, and on a
@@ -57,7 +60,7 @@ def col2im_ref(cols: np.ndarray, shape: tuple, kh: int, kw: int, stride: int, pa
 
 # ---- Numba kernels --------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _im2col_rows(x, kh, kw, stride, padding, OH, OW, row0, row1, cols):
     """Rows of cols for output rows (n, oy) in [row0, row1) of the flattened N*OH index."""
     N, H, W, C = x.shape
@@ -79,7 +82,7 @@ def _im2col_rows(x, kh, kw, stride, padding, OH, OW, row0, row1, cols):
                             cols[r, base + c] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _col2im(cols, N, H, W, C, kh, kw, stride, padding, OH, OW, dx):
     for row in range(N * H):
         n = row // H
@@ -107,6 +110,30 @@ def _col2im(cols, N, H, W, C, kh, kw, stride, padding, OH, OW, dx):
                         dx[n, y, xx, c] += cols[r, base + c]
 
 
+@njit(cache=True, nogil=True)
+def _col2im_add_rows(dcols, kh, kw, stride, padding, OH, OW, row0, row1, dx):
+    """dx += the adjoint of `_im2col_rows` for output rows (n, oy) in [row0, row1): a scatter of
+    one block of columns (dcols row r is output pixel row0 * OW + r). Serial: blocks that share
+    input rows (the kernel's halo) must be added one after the other."""
+    N, H, W, C = dx.shape
+    for row in range(row0, row1):
+        n = row // OH
+        oy = row - n * OH
+        for ox in range(OW):
+            r = (row - row0) * OW + ox
+            for i in range(kh):
+                y = oy * stride + i - padding
+                if y < 0 or y >= H:
+                    continue
+                for j in range(kw):
+                    xx = ox * stride + j - padding
+                    if xx < 0 or xx >= W:
+                        continue
+                    base = (i * kw + j) * C
+                    for c in range(C):
+                        dx[n, y, xx, c] += dcols[r, base + c]
+
+
 def im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0) -> np.ndarray:
     """x (N, H, W, C) -> cols (N*OH*OW, KH*KW*C) with zero padding (Numba)."""
     N, H, W, C = x.shape
@@ -116,20 +143,26 @@ def im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0) -
     return cols
 
 
-# A block of im2col rows small enough to stay in the L2 cache while the GEMM reads it: writing the
+# Output pixels (im2col rows) per block, rounded down to whole output rows (n, oy). Writing the
 # whole (N*OH*OW, KH*KW*C) matrix to memory and reading it back cost as much as the GEMM itself at
-# the hourglass's full-scale shapes (benchmarks/bench_conv.py).
-CHUNK_BYTES = 1 << 19
+# the hourglass's full-scale shapes; blocks multiplied while in cache avoid that. Training step of
+# the binary hpm hourglass, batch 16, one thread, medians of interleaved rounds (AMD EPYC):
+#   rows/block          256    512    1024   2048   4096   whole matrix
+#   R=64,  F=64, D=3    0.127  0.127  0.126  0.126  0.129  0.133 s
+#   R=128, F=64, D=4    0.652  0.617  0.624  0.619  0.637  0.749 s
+# A constant, not a function of the cache size: see the module docstring.
+BLOCK_ROWS = 1024
 
 
 def im2col_chunks(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0,
-                  chunk_bytes: int = CHUNK_BYTES):
-    """Yield (r0, r1, cols_block): rows r0:r1 of im2col(x), computed one cache-sized block at a
-    time into a reused buffer (valid until the next iteration)."""
+                  block_rows: int = BLOCK_ROWS):
+    """Yield (r0, r1, cols_block): rows r0:r1 of im2col(x), computed one block of about
+    `block_rows` rows (whole output rows, at least one) at a time into a reused buffer (valid
+    until the next iteration)."""
     N, H, W, C = x.shape
     OH, OW = out_size(H, kh, stride, padding), out_size(W, kw, stride, padding)
     K = kh * kw * C
-    per = max(1, chunk_bytes // max(1, OW * K * x.itemsize))   # output rows (n, oy) per block
+    per = max(1, block_rows // OW)                              # output rows (n, oy) per block
     buf = np.empty((min(per, N * OH) * OW, K), dtype=x.dtype)
     xc = np.ascontiguousarray(x)
     for a in range(0, N * OH, per):

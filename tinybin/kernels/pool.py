@@ -67,14 +67,34 @@ def maxpool(x: np.ndarray, k: int = 2, s: int = 2):
     return out, idx
 
 
-def maxpool_backward(dout: np.ndarray, idx: np.ndarray, shape: tuple) -> np.ndarray:
-    """Route each output gradient to its winner (overlapping windows accumulate)."""
+def maxpool_backward_ref(dout: np.ndarray, idx: np.ndarray, shape: tuple) -> np.ndarray:
+    """Route each output gradient to its winner (overlapping windows accumulate). Pure NumPy."""
     N, H, W, C = shape
     dx = np.zeros((N, H * W, C), dtype=dout.dtype)
     n_i = np.arange(N)[:, None, None, None]
     c_i = np.arange(C)[None, None, None, :]
     np.add.at(dx, (np.broadcast_to(n_i, idx.shape), idx, np.broadcast_to(c_i, idx.shape)), dout)
     return dx.reshape(N, H, W, C)
+
+
+@njit(cache=True, nogil=True)
+def _maxpool_backward(dout, idx, dx):
+    N, OH, OW, C = dout.shape
+    W = dx.shape[2]
+    for n in range(N):
+        for oy in range(OH):
+            for ox in range(OW):
+                for c in range(C):
+                    p = idx[n, oy, ox, c]
+                    dx[n, p // W, p - (p // W) * W, c] += dout[n, oy, ox, c]
+
+
+def maxpool_backward(dout: np.ndarray, idx: np.ndarray, shape: tuple) -> np.ndarray:
+    """Route each output gradient to its winner, one pass (Numba); overlapping windows add up in
+    output order, so the result equals `maxpool_backward_ref` up to the order of those sums."""
+    dx = np.zeros(shape, dtype=dout.dtype)
+    _maxpool_backward(np.ascontiguousarray(dout), np.ascontiguousarray(idx), dx)
+    return dx
 
 
 # ---- average pool ---------------------------------------------------------------------------
@@ -123,13 +143,54 @@ def avgpool_backward(dout: np.ndarray, shape: tuple, k: int, s: int) -> np.ndarr
 
 # ---- upsampling -----------------------------------------------------------------------------
 
-def upsample_nearest(x: np.ndarray, f: int = 2) -> np.ndarray:
+def upsample_nearest_ref(x: np.ndarray, f: int = 2) -> np.ndarray:
     return x.repeat(f, axis=1).repeat(f, axis=2)
 
 
-def upsample_nearest_backward(dout: np.ndarray, f: int = 2) -> np.ndarray:
+def upsample_nearest_backward_ref(dout: np.ndarray, f: int = 2) -> np.ndarray:
     N, OH, OW, C = dout.shape
     return dout.reshape(N, OH // f, f, OW // f, f, C).sum(axis=(2, 4))
+
+
+@njit(cache=True, nogil=True)
+def _upsample_nearest(x, f, out):
+    N, H, W, C = x.shape
+    for n in range(N):
+        for y in range(H * f):
+            for xx in range(W * f):
+                for c in range(C):
+                    out[n, y, xx, c] = x[n, y // f, xx // f, c]
+
+
+@njit(cache=True, nogil=True)
+def _upsample_nearest_backward(dout, f, dx):
+    N, H, W, C = dx.shape
+    for n in range(N):
+        for y in range(H):
+            for xx in range(W):
+                for c in range(C):
+                    acc = dout[n, y * f, xx * f, c]
+                    for i in range(f):
+                        for j in range(f):
+                            if i > 0 or j > 0:
+                                acc += dout[n, y * f + i, xx * f + j, c]
+                    dx[n, y, xx, c] = acc
+
+
+def upsample_nearest(x: np.ndarray, f: int = 2) -> np.ndarray:
+    """Repeat every pixel f x f times, one pass (Numba); equal to `upsample_nearest_ref`."""
+    N, H, W, C = x.shape
+    out = np.empty((N, H * f, W * f, C), dtype=x.dtype)
+    _upsample_nearest(np.ascontiguousarray(x), f, out)
+    return out
+
+
+def upsample_nearest_backward(dout: np.ndarray, f: int = 2) -> np.ndarray:
+    """Sum of each f x f block of dout, one pass (Numba), row-major within the block."""
+    N, OH, OW, C = dout.shape
+    dx = np.empty((N, OH // f, OW // f, C), dtype=dout.dtype)
+    _upsample_nearest_backward(np.ascontiguousarray(dout), f, dx)
+    return dx
 
 
 def _bilinear_taps(n_in: int, f: int):

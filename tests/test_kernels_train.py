@@ -1,0 +1,251 @@
+"""The training kernels (conv, batch norm, sign/STE) against their NumPy references, their
+gradients against finite differences (float64), and their results at 1 and 2 threads."""
+import numba
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinybin.functional as F
+from tinybin import Tensor
+from tinybin.gradcheck import check_grads
+from tinybin.kernels import batchnorm as BN
+from tinybin.kernels import conv as C
+from tinybin.kernels import elementwise as EW
+from tinybin.kernels import im2col as IM
+from tinybin.kernels import pieces
+
+from strategies import array_with_zeros, conv_cases, seeds
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of a few rows and pieces of any size, so one small convolution runs many blocks
+    whose input rows overlap, in several pieces."""
+    monkeypatch.setattr(IM, "BLOCK_ROWS", 7)
+    monkeypatch.setattr(pieces, "MIN_WORK", 1)
+
+
+@pytest.fixture
+def threads():
+    """Run a function at a given Numba thread count (the pieces' pool follows it)."""
+    old = numba.get_num_threads()
+
+    def at(n, fn):
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+        try:
+            return fn()
+        finally:
+            numba.set_num_threads(old)
+    return at
+
+
+def test_split_covers_the_range_in_order():
+    for n in (1, 2, 3, 4, 5, 17):
+        parts = pieces.split(n)
+        assert parts[0][0] == 0 and parts[-1][1] == n
+        assert all(a < b for a, b in parts)
+        assert all(parts[i][1] == parts[i + 1][0] for i in range(len(parts) - 1))
+    assert pieces.split(0) == [(0, 0)]
+    assert len(pieces.split(100, work=pieces.MIN_WORK * 2)) == 2       # small work: fewer pieces
+    assert pieces.split(100, work=1) == [(0, 100)]
+
+
+def test_pieces_run_keeps_order(threads):
+    out = threads(2, lambda: pieces.run(lambda p: p * p, list(range(9))))
+    assert out == [p * p for p in range(9)]
+
+
+# ---- convolution -------------------------------------------------------------------------------
+
+@given(conv_cases(), seeds, st.booleans())
+def test_conv_kernels_equal_reference(case, seed, blocks):
+    xs, ws, stride, pad = case
+    r = np.random.default_rng(seed)
+    x = array_with_zeros(r, xs)
+    w2 = r.standard_normal((ws[0], ws[1] * ws[2] * ws[3]))
+    k = ws[1]
+    scale, bias = r.standard_normal(ws[0]), r.standard_normal(ws[0])
+    old = IM.BLOCK_ROWS, pieces.MIN_WORK
+    IM.BLOCK_ROWS, pieces.MIN_WORK = (5, 1) if blocks else old
+    try:
+        out = C.conv_forward(x, w2, k, k, stride, pad, scale=scale, bias=bias)
+        g2 = r.standard_normal(out.shape)
+        dx, dw2 = C.conv_backward(x, g2, w2, k, k, stride, pad)
+        dx_only, none = C.conv_backward(x, g2, w2, k, k, stride, pad, need_dw=False)
+    finally:
+        IM.BLOCK_ROWS, pieces.MIN_WORK = old
+    np.testing.assert_allclose(out, C.conv_forward_ref(x, w2, k, k, stride, pad, scale, bias),
+                               rtol=1e-12, atol=1e-12)
+    rdx, rdw2 = C.conv_backward_ref(x, g2, w2, k, k, stride, pad)
+    np.testing.assert_allclose(dx, rdx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dw2, rdw2, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(dx_only, dx)
+    assert none is None
+
+
+def test_binary_conv_with_blocks_is_exact_integer_conv_times_alpha(rng, small_blocks):
+    # ±1 inputs and weights: every block's integer sums are exact, times alpha in one rounding
+    x = F.sign(rng.standard_normal((5, 6, 7, 70)).astype(np.float32))
+    w = rng.standard_normal((9, 3, 3, 70)).astype(np.float32)
+    y = F.binary_conv2d(Tensor(x), Tensor(w), 1, 1).data
+    ints = C.conv_forward_ref(x.astype(np.float64), F.sign(w).reshape(9, -1).astype(np.float64), 3, 3, 1, 1)
+    np.testing.assert_array_equal(y.reshape(-1, 9), ints.astype(np.float32) * F.weight_alpha(w))
+
+
+@pytest.mark.parametrize("k,stride,pad", [(3, 1, 1), (3, 2, 1), (1, 1, 0), (7, 2, 3)])
+def test_conv2d_gradcheck_across_blocks_and_pieces(rng, small_blocks, k, stride, pad):
+    x = Tensor(rng.standard_normal((5, 7, 6, 3)), requires_grad=True)
+    w = Tensor(rng.standard_normal((4, k, k, 3)), requires_grad=True)
+    b = Tensor(rng.standard_normal(4), requires_grad=True)
+    proj = rng.standard_normal(F.conv2d(x, w, b, stride, pad).shape)
+    assert check_grads(lambda x, w, b: (F.conv2d(x, w, b, stride, pad) * proj).sum(), [x, w, b]) < 1e-5
+
+
+def test_conv_results_do_not_depend_on_the_thread_count(rng, threads):
+    x = rng.standard_normal((16, 12, 12, 40)).astype(np.float32)
+    w2 = rng.standard_normal((24, 9 * 40)).astype(np.float32)
+    g2 = rng.standard_normal((16 * 144, 24)).astype(np.float32)
+
+    def run():
+        return (C.conv_forward(x, w2, 3, 3, 1, 1),) + C.conv_backward(x, g2, w2, 3, 3, 1, 1)
+    for a, b in zip(threads(1, run), threads(2, run)):
+        np.testing.assert_array_equal(a, b)
+
+
+# ---- batch norm ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_batchnorm_stats_equal_reference_even_far_from_zero(rng, offset):
+    x = (offset + rng.standard_normal((1000, 13)) * np.linspace(0.1, 3, 13)).astype(np.float32)
+    mu, var = BN.stats(x)
+    rmu, rvar = BN.stats_ref(x)
+    np.testing.assert_allclose(mu, rmu, rtol=1e-12)
+    np.testing.assert_allclose(var, rvar, rtol=1e-9)
+
+
+def test_batchnorm_affine_and_backward_equal_reference(rng):
+    x = rng.standard_normal((777, 9))
+    g = rng.standard_normal((777, 9))
+    gamma, beta = rng.standard_normal(9), rng.standard_normal(9)
+    mu, var = BN.stats(x)
+    inv_std = 1 / np.sqrt(var + 1e-5)
+    for dt in (np.float64, np.float32):
+        xd = x.astype(dt)
+        np.testing.assert_array_equal(BN.normalize(xd, mu, inv_std, gamma, beta),
+                                      BN.normalize_ref(xd, mu, inv_std, gamma, beta))
+    for a, b in zip(BN.backward(g, x, mu, inv_std, gamma), BN.backward_ref(g, x, mu, inv_std, gamma)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_batchnorm_of_a_constant_channel_is_exactly_beta(rng):
+    # x == mean must give exactly 0 * gamma + beta (= 0 at init), so sign() sees +1 and not noise
+    x = rng.standard_normal((6, 5, 5, 4)).astype(np.float32)
+    x[..., 1] = 0.3
+    beta = np.zeros(4, np.float32)
+    y = F.batch_norm(Tensor(x), Tensor(np.full(4, 0.7, np.float32)), Tensor(beta), None, None, True).data
+    assert (y[..., 1] == 0).all()
+
+
+def test_batchnorm_gradcheck_many_rows(rng, monkeypatch):
+    monkeypatch.setattr(pieces, "MIN_WORK", 1)               # four pieces of partial sums
+    x = Tensor(rng.standard_normal((4, 5, 3, 6)) * 2 + 1, requires_grad=True)
+    gam = Tensor(rng.standard_normal(6), requires_grad=True)
+    bet = Tensor(rng.standard_normal(6), requires_grad=True)
+    proj = rng.standard_normal(x.shape)
+    assert check_grads(lambda x, g, b: (F.batch_norm(x, g, b, None, None, True) * proj).sum(),
+                       [x, gam, bet]) < 1e-5
+
+
+def test_batchnorm_results_do_not_depend_on_the_thread_count(rng, threads):
+    x = rng.standard_normal((5000, 32)).astype(np.float32)
+    g = rng.standard_normal((5000, 32)).astype(np.float32)
+    gamma = rng.standard_normal(32).astype(np.float32)
+
+    def run():
+        mu, var = BN.stats(x)
+        inv_std = 1 / np.sqrt(var + 1e-5)
+        return (mu, var, BN.normalize(x, mu, inv_std, gamma, gamma)) + BN.backward(g, x, mu, inv_std, gamma)
+    for a, b in zip(threads(1, run), threads(2, run)):
+        np.testing.assert_array_equal(a, b)
+
+
+# ---- sign and STE ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sign_and_ste_equal_reference_bit_for_bit(rng, dtype, threads):
+    x = array_with_zeros(rng, (3, 5, 7, 11), dtype)
+    x.flat[:6] = [1, -1, 1.0000001, -1.0000001, -0.0, 0.0]        # the STE window's edges, signed zeros
+    g = rng.standard_normal(x.shape).astype(dtype)
+    for n in (1, 2):
+        s = threads(n, lambda: EW.sign(x))
+        assert s.dtype == dtype
+        np.testing.assert_array_equal(s, EW.sign_ref(x))
+        np.testing.assert_array_equal(threads(n, lambda: EW.ste_backward(g, x)), EW.ste_backward_ref(g, x))
+    assert EW.sign(np.array([0.0, -0.0]))[1] == 1.0
+
+
+def test_nested_runs_stay_serial_and_a_forked_child_gets_a_new_pool(threads):
+    import multiprocessing as mp
+    out = threads(2, lambda: pieces.run(lambda p: sum(pieces.run(lambda q: q, [p, p + 1])), [0, 10, 20, 30]))
+    assert out == [1, 21, 41, 61]
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:                  # the parent's pool threads exist; the child's do not
+        res = pool.apply_async(_conv_in_child).get(timeout=60)
+    np.testing.assert_array_equal(res, _conv_in_child())
+
+
+def _conv_in_child():
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    r = np.random.default_rng(3)
+    x = r.standard_normal((8, 6, 6, 5)).astype(np.float32)
+    w2 = r.standard_normal((4, 45)).astype(np.float32)
+    return C.conv_forward(x, w2, 3, 3, 1, 1)
+
+
+def test_a_training_step_is_identical_at_1_and_2_threads(threads, monkeypatch):
+    import tinybin as tb
+    monkeypatch.setattr(pieces, "MIN_WORK", 1)              # a small net still runs every op in pieces
+    r = np.random.default_rng(0)
+    x = r.random((6, 32, 32, 3)).astype(np.float32)
+    t = (r.random((6, 8, 8, 4)) > 0.9).astype(np.float32)
+
+    def step():
+        net = tb.HourGlass(num_landmarks=4, block="hpm", width=32, depth=2, resolution=32, seed=1)
+        opt = tb.optim.RMSprop(net.parameters(), lr=1e-3)
+        for _ in range(2):
+            opt.zero_grad()
+            tb.losses.sigmoid_bce(net(Tensor(x)), t).backward()
+            opt.step()
+        return [p.data.copy() for p in net.parameters()] + [p.grad for p in net.parameters()]
+    for a, b in zip(threads(1, step), threads(2, step)):
+        np.testing.assert_array_equal(a, b)
+
+
+# ---- pooling and nearest upsampling ---------------------------------------------------------------
+
+@pytest.mark.parametrize("k,s", [(2, 2), (3, 2), (3, 1)])
+def test_maxpool_backward_kernel_equals_reference(rng, k, s):
+    from tinybin.kernels import pool as PL
+    x = rng.standard_normal((3, 9, 8, 5))
+    out, idx = PL.maxpool(x, k, s)
+    g = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(PL.maxpool_backward(g, idx, x.shape), PL.maxpool_backward_ref(g, idx, x.shape),
+                               rtol=1e-13, atol=1e-13)
+    if k <= s:  # one winner per input pixel at most: no sums, so exactly equal
+        np.testing.assert_array_equal(PL.maxpool_backward(g, idx, x.shape), PL.maxpool_backward_ref(g, idx, x.shape))
+
+
+@pytest.mark.parametrize("f", [2, 3])
+def test_upsample_nearest_kernels_equal_reference(rng, f):
+    from tinybin.kernels import pool as PL
+    x = rng.standard_normal((2, 5, 4, 3)).astype(np.float32)
+    np.testing.assert_array_equal(PL.upsample_nearest(x, f), PL.upsample_nearest_ref(x, f))
+    g = rng.standard_normal((2, 5 * f, 4 * f, 3))
+    np.testing.assert_allclose(PL.upsample_nearest_backward(g, f), PL.upsample_nearest_backward_ref(g, f),
+                               rtol=1e-13, atol=1e-13)
+    xt = Tensor(rng.standard_normal((2, 3, 3, 2)), requires_grad=True)
+    proj = rng.standard_normal((2, 3 * f, 3 * f, 2))
+    assert check_grads(lambda x: (F.upsample(x, f, "nearest") * proj).sum(), [xt]) < 1e-5

@@ -1,0 +1,168 @@
+"""Convolution forward and backward as blocked im2col + GEMM, NHWC: a NumPy reference and the
+fast path `functional.conv2d` uses.
+
+    forward   out  = im2col(x) @ w2.T                 (N*OH*OW, Cout), w2 = w.reshape(Cout, KH*KW*C)
+    backward  dw2  = g2.T @ im2col(x)                 (Cout, KH*KW*C), g2 = dL/dout as (N*OH*OW, Cout)
+              dx   = col2im(g2 @ w2)                  (N, H, W, C)
+
+Optimizations (fast path):
+* the im2col matrix is never built whole: one block of `im2col.BLOCK_ROWS` rows at a time is
+  written and multiplied while in cache;
+* dx of a stride-1 convolution is itself a convolution, of dout (padded by k - 1 - padding) with
+  the kernel flipped in space and transposed in channels: the forward path computes it, with a
+  GEMM of inner dimension KH*KW*Cout (the col2im route's GEMM has inner dimension Cout, 16-64 in
+  the hourglass, and writes a KH*KW*C-wide column gradient). Other strides take the col2im route,
+  each block of dx columns scattered back into dx while in cache (`_col2im_add_rows`);
+* the per-channel `scale` (alpha of a binary conv) and the bias are applied to each output block
+  while it is in cache;
+* the batch is cut into `pieces.NPIECES` groups of whole images, run on the tinybin thread pool.
+  Images do not share input pixels, so each piece's dx is written by one thread only, and the
+  weight gradient is the sum of the per-piece partial sums in piece order: the results never
+  depend on the number of threads.
+* 1x1 convolutions with stride 1 and no padding skip im2col (the GEMM reads x directly).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import im2col as _im
+from . import pieces as _pieces
+
+
+def _geometry(xshape, kh, kw, stride, padding):
+    N, H, W, C = xshape
+    return _im.out_size(H, kh, stride, padding), _im.out_size(W, kw, stride, padding)
+
+
+def _pointwise(kh, kw, stride, padding) -> bool:
+    return kh == 1 and kw == 1 and stride == 1 and padding == 0
+
+
+def _transposable(kh, kw, stride, padding) -> bool:
+    """Stride 1, square kernel, padding <= k - 1: dx is a plain convolution of dout."""
+    return stride == 1 and kh == kw and padding <= kh - 1
+
+
+# ---- NumPy reference --------------------------------------------------------------------------
+
+def conv_forward_ref(x, w2, kh, kw, stride=1, padding=0, scale=None, bias=None):
+    """im2col_ref(x) @ w2.T (* scale) (+ bias) -> (N*OH*OW, Cout), the whole matrix at once."""
+    out = _im.im2col_ref(x, kh, kw, stride, padding) @ w2.T
+    if scale is not None:
+        out = out * scale
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def conv_backward_ref(x, g2, w2, kh, kw, stride=1, padding=0):
+    """(dx (N, H, W, C), dw2 (Cout, KH*KW*C)) from the whole im2col matrix."""
+    cols = _im.im2col_ref(x, kh, kw, stride, padding)
+    dw2 = g2.T @ cols
+    dx = _im.col2im_ref(g2 @ w2, x.shape, kh, kw, stride, padding)
+    return dx, dw2
+
+
+# ---- fast path -------------------------------------------------------------------------------
+
+def conv_forward(x: np.ndarray, w2: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0,
+                 scale: np.ndarray | None = None, bias: np.ndarray | None = None) -> np.ndarray:
+    """x (N, H, W, C), w2 (Cout, KH*KW*C) -> (im2col(x) @ w2.T) * scale + bias, (N*OH*OW, Cout).
+
+    `scale` multiplies after the whole dot product (so a ±1 conv times alpha is one rounding,
+    as in the packed kernel); both may be None.
+    """
+    N, H, W, C = x.shape
+    OH, OW = _geometry(x.shape, kh, kw, stride, padding)
+    Cout, K = w2.shape
+    out = np.empty((N * OH * OW, Cout), dtype=np.result_type(x, w2))
+    xc = np.ascontiguousarray(x)
+    w2t = np.ascontiguousarray(w2.T)                            # (K, Cout): measured ~20% faster GEMMs
+    pw = _pointwise(kh, kw, stride, padding)
+    x2 = xc.reshape(-1, C) if pw else None
+    per = max(1, _im.BLOCK_ROWS // OW)                          # output rows (n, oy) per block
+
+    def piece(images):
+        n0, n1 = images
+        buf = None if pw else np.empty((min(per, (n1 - n0) * OH) * OW, K), dtype=x.dtype)
+        for a in range(n0 * OH, n1 * OH, per):
+            b = min(a + per, n1 * OH)
+            blk = out[a * OW:b * OW]
+            if pw:
+                np.matmul(x2[a * OW:b * OW], w2t, out=blk)
+            else:
+                cols = buf[:(b - a) * OW]
+                _im._im2col_rows(xc, kh, kw, stride, padding, OH, OW, a, b, cols)
+                np.matmul(cols, w2t, out=blk)
+            if scale is not None:
+                blk *= scale
+            if bias is not None:
+                blk += bias
+    _pieces.run(piece, _pieces.split(N, work=N * OH * OW * K))
+    return out
+
+
+def conv_backward(x: np.ndarray, g2: np.ndarray, w2: np.ndarray, kh: int, kw: int, stride: int = 1,
+                  padding: int = 0, need_dx: bool = True, need_dw: bool = True):
+    """(dx (N, H, W, C) or None, dw2 (Cout, KH*KW*C) or None) for out = im2col(x) @ w2.T.
+
+    g2 = dL/dout (N*OH*OW, Cout); dx = col2im(g2 @ w2); dw2 = g2.T @ im2col(x).
+    """
+    N, H, W, C = x.shape
+    OH, OW = _geometry(x.shape, kh, kw, stride, padding)
+    Cout, K = w2.shape
+    dt = np.result_type(x, g2, w2)
+    xc = np.ascontiguousarray(x)
+    g2 = np.ascontiguousarray(g2)
+    pw = _pointwise(kh, kw, stride, padding)
+    if need_dx and not pw and _transposable(kh, kw, stride, padding):
+        # dx as a forward convolution of g with the flipped, transposed kernel: a GEMM with inner
+        # dimension KH*KW*Cout instead of Cout, and no column gradient to scatter
+        wt = w2.reshape(Cout, kh, kw, C)[:, ::-1, ::-1, :].transpose(3, 1, 2, 0).reshape(C, -1)
+        dx = conv_forward(g2.reshape(N, OH, OW, Cout), wt, kh, kw, 1, kh - 1 - padding).reshape(x.shape)
+        return dx, (conv_backward(x, g2, w2, kh, kw, stride, padding, need_dx=False)[1] if need_dw else None)
+    x2 = xc.reshape(-1, C) if pw else None
+    dx = np.empty(x.shape, dtype=dt) if need_dx else None
+    dx2 = dx.reshape(-1, C) if (need_dx and pw) else None
+    per = max(1, _im.BLOCK_ROWS // OW)
+
+    def piece(images):
+        n0, n1 = images
+        dw = (np.empty if n1 > n0 else np.zeros)((Cout, K), dtype=dt) if need_dw else None
+        if pw:
+            a, b = n0 * OH * OW, n1 * OH * OW
+            if need_dw:
+                np.matmul(g2[a:b].T, x2[a:b], out=dw)
+            if need_dx:
+                np.matmul(g2[a:b], w2, out=dx2[a:b])
+            return dw
+        if need_dx:
+            dx[n0:n1] = 0
+        rows = min(per, (n1 - n0) * OH) * OW
+        buf = np.empty((rows, K), dtype=x.dtype) if need_dw else None
+        dbuf = np.empty((rows, K), dtype=dt) if need_dx else None
+        tmp = None
+        for a in range(n0 * OH, n1 * OH, per):
+            b = min(a + per, n1 * OH)
+            g = g2[a * OW:b * OW]
+            if need_dw:
+                cols = buf[:(b - a) * OW]
+                _im._im2col_rows(xc, kh, kw, stride, padding, OH, OW, a, b, cols)
+                if a == n0 * OH:
+                    np.matmul(g.T, cols, out=dw)
+                else:
+                    tmp = np.empty_like(dw) if tmp is None else tmp
+                    np.matmul(g.T, cols, out=tmp)
+                    dw += tmp
+            if need_dx:
+                dcols = dbuf[:(b - a) * OW]
+                np.matmul(g, w2, out=dcols)
+                _im._col2im_add_rows(dcols, kh, kw, stride, padding, OH, OW, a, b, dx)
+        return dw
+    parts = _pieces.run(piece, _pieces.split(N, work=N * OH * OW * K))
+    dw2 = None
+    if need_dw:
+        dw2 = parts[0]
+        for p in parts[1:]:
+            dw2 += p
+    return dx, dw2
