@@ -8,6 +8,12 @@ includes interpreter start, imports and, for J = 2, spawning the two single-thre
 Prints each round's wall times, the median ratio jobs2 / jobs1, and checks that both runs wrote
 identical result files (every field but the timing fields). `--steps` lengthens the quick runs
 (default: the quick mode's 4 steps) to show how the ratio approaches 0.5 as jobs get longer.
+
+Why 4-step runs cannot show the speed-up: a fresh Python process pays about 3 s before its first
+quick job ends (imports ~0.8 s, loading the cached Numba kernels ~1.2 s, first-call set-up), while
+a 4-step quick job then takes ~0.75 s. Four such jobs are ~3 s of parallel work against ~3 s of
+per-process start-up, so by Amdahl's law no split of them over two processes gets under ~0.75x.
+With `--steps 100` the work dominates and the ratio shows what --jobs buys on real runs.
 """
 import argparse
 import json
@@ -20,7 +26,7 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TIMING = ("train_time_s", "step_time_s")
+TIMING = ("train_time_s", "step_time_s", "forward_ms")
 
 
 def files(root):
