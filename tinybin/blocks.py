@@ -27,6 +27,10 @@ P(in->out, 1) otherwise (binary BN -> Sign -> 1x1 in binary networks, as in the 
 concatenated channels into blocks whose branch alone makes F outputs, and the paper's 5.8M count
 only fits with no projection there.
 
+`scale` and `prelu` (every block; beyond the paper, issue 16): the XNOR-Net++ learned scale of
+every binary unit (shortcut projection included) and a PReLU after every branch conv (not on the
+linear shortcut); see `tinybin.nn.PreActConv`.
+
 `relu_after_conv=True` (the "+ReLU" row of Table 4) appends a ReLU to every conv of the *branch*;
 the shortcut projection stays linear so the residual path is untouched (the exact spot is not
 stated in the paper; this is our reading).
@@ -38,7 +42,7 @@ import inspect
 import numpy as np
 
 from . import functional as F
-from .nn import MaxPool2d, Module, PreActConv, Sequential
+from .nn import MaxPool2d, Module, PreActConv, Sequential, check_unit_options
 from .tensor import Tensor
 
 # wide_no1x1 (§4.6.1, "Bottleneck (wider) + no 1x1"): the paper only says the wider block was
@@ -53,7 +57,7 @@ WIDE_NO1X1_RATIO = 5 / 16
 BLOCKS: dict[str, type[Block]] = {}
 
 # keyword options every block takes (besides in_channels, out_channels)
-COMMON_OPTIONS = ("binary", "relu_after_conv", "rng", "shortcut")
+COMMON_OPTIONS = ("binary", "relu_after_conv", "rng", "shortcut", "scale", "prelu")
 
 
 def register_block(cls: type[Block]) -> type[Block]:
@@ -129,8 +133,11 @@ class Block(Module):
         return tuple(p for p in params if p not in ("self", "in_channels", "out_channels") + COMMON_OPTIONS)
 
     def __init__(self, in_channels: int, out_channels: int, binary: bool = True,
-                 relu_after_conv: bool = False, rng=None, shortcut: bool = True):
+                 relu_after_conv: bool = False, rng=None, shortcut: bool = True,
+                 scale: str = "xnor", prelu: bool = False):
         super().__init__()
+        check_unit_options(binary, relu_after_conv, scale, prelu)
+        self.scale_kind, self.prelu = scale, bool(prelu)
         self.in_channels = _int(in_channels, f"{self.name}: in_channels")
         self.out_channels = _int(out_channels, f"{self.name}: out_channels")
         self.binary, self.relu_after_conv = bool(binary), bool(relu_after_conv)
@@ -142,12 +149,13 @@ class Block(Module):
         else:
             self.shortcut_kind = "projection"
             # linear on purpose (no +ReLU): the residual path stays a plain sum
-            self.shortcut = PreActConv(in_channels, out_channels, 1, binary=binary, rng=self._rng)
+            self.shortcut = PreActConv(in_channels, out_channels, 1, binary=binary, rng=self._rng,
+                                       scale=scale)  # learned scale yes, PReLU no (linear path)
 
     def P(self, cin: int, cout: int, k: int) -> PreActConv:
         """The paper's unit P(cin -> cout, k) with this block's options (stride 1, padding k//2)."""
         return PreActConv(cin, cout, k, binary=self.binary, relu_after_conv=self.relu_after_conv,
-                          rng=self._rng)
+                          rng=self._rng, scale=self.scale_kind, prelu=self.prelu)
 
     def merge(self, x: Tensor, y: Tensor) -> Tensor:
         """branch + shortcut (the "+" of Fig. 7)."""
@@ -183,8 +191,9 @@ class Bottleneck(Block):
         return _ratio_width(_int(out_channels, f"{cls.name}: out_channels"), mid_ratio, cls.name)
 
     def __init__(self, in_channels: int, out_channels: int, binary: bool = True,
-                 relu_after_conv: bool = False, rng=None, shortcut: bool = True, mid_ratio: float = 0.5):
-        super().__init__(in_channels, out_channels, binary, relu_after_conv, rng, shortcut)
+                 relu_after_conv: bool = False, rng=None, shortcut: bool = True, mid_ratio: float = 0.5,
+                 scale: str = "xnor", prelu: bool = False):
+        super().__init__(in_channels, out_channels, binary, relu_after_conv, rng, shortcut, scale, prelu)
         self._layers(in_channels, out_channels, self.widths(self.out_channels, mid_ratio))
 
     def _layers(self, cin: int, cout: int, m: int) -> None:
@@ -211,8 +220,9 @@ class Wide(Bottleneck):
         return _ratio_width(_int(out_channels, f"{cls.name}: out_channels"), 1.0, cls.name)
 
     def __init__(self, in_channels: int, out_channels: int, binary: bool = True,
-                 relu_after_conv: bool = False, rng=None, shortcut: bool = True):
-        Block.__init__(self, in_channels, out_channels, binary, relu_after_conv, rng, shortcut)
+                 relu_after_conv: bool = False, rng=None, shortcut: bool = True,
+                 scale: str = "xnor", prelu: bool = False):
+        Block.__init__(self, in_channels, out_channels, binary, relu_after_conv, rng, shortcut, scale, prelu)
         self._layers(in_channels, out_channels, self.widths(self.out_channels))
 
 
@@ -255,8 +265,9 @@ class MultiScale(Block):
                       "the F/8-wide pooled sub-branches")
 
     def __init__(self, in_channels: int, out_channels: int, binary: bool = True,
-                 relu_after_conv: bool = False, rng=None, shortcut: bool = True):
-        super().__init__(in_channels, out_channels, binary, relu_after_conv, rng, shortcut)
+                 relu_after_conv: bool = False, rng=None, shortcut: bool = True,
+                 scale: str = "xnor", prelu: bool = False):
+        super().__init__(in_channels, out_channels, binary, relu_after_conv, rng, shortcut, scale, prelu)
         w8 = self.widths(self.out_channels)
         self.left1 = self.P(in_channels, 2 * w8, 1)
         self.left2 = self.P(2 * w8, 2 * w8, 3)
@@ -289,8 +300,9 @@ class MultiScaleNo1x1(Block):
                       "the F/4-wide pooled sub-branches")
 
     def __init__(self, in_channels: int, out_channels: int, binary: bool = True,
-                 relu_after_conv: bool = False, rng=None, shortcut: bool = True):
-        super().__init__(in_channels, out_channels, binary, relu_after_conv, rng, shortcut)
+                 relu_after_conv: bool = False, rng=None, shortcut: bool = True,
+                 scale: str = "xnor", prelu: bool = False):
+        super().__init__(in_channels, out_channels, binary, relu_after_conv, rng, shortcut, scale, prelu)
         w4 = self.widths(self.out_channels)
         self.left = self.P(in_channels, 2 * w4, 3)
         self.right = _PooledPair(self, in_channels, w4)
@@ -318,8 +330,8 @@ class WideNo1x1(Block):
 
     def __init__(self, in_channels: int, out_channels: int, binary: bool = True,
                  relu_after_conv: bool = False, rng=None, shortcut: bool = True,
-                 mid_ratio: float = WIDE_NO1X1_RATIO):
-        super().__init__(in_channels, out_channels, binary, relu_after_conv, rng, shortcut)
+                 mid_ratio: float = WIDE_NO1X1_RATIO, scale: str = "xnor", prelu: bool = False):
+        super().__init__(in_channels, out_channels, binary, relu_after_conv, rng, shortcut, scale, prelu)
         m = self.widths(self.out_channels, mid_ratio)
         self.mid = m
         self.conv1 = self.P(in_channels, m, 3)
@@ -366,8 +378,8 @@ class HPM(Block):
 
     def __init__(self, in_channels: int, out_channels: int, binary: bool = True,
                  relu_after_conv: bool = False, rng=None, shortcut: bool = True,
-                 depth: int = 3, cardinality: int = 1):
-        super().__init__(in_channels, out_channels, binary, relu_after_conv, rng, shortcut)
+                 depth: int = 3, cardinality: int = 1, scale: str = "xnor", prelu: bool = False):
+        super().__init__(in_channels, out_channels, binary, relu_after_conv, rng, shortcut, scale, prelu)
         widths = self.widths(self.out_channels, depth, cardinality)
         self.depth, self.cardinality, self.widths = int(depth), int(cardinality), widths
         paths = []
@@ -407,4 +419,9 @@ def make_block(name: str, in_channels: int, out_channels: int, **opts) -> Block:
     multiscale).
     """
     check_block_options(name, opts)
+    for k, default in (("scale", "xnor"), ("prelu", False)):
+        if k in opts and opts[k] == default:
+            del opts[k]  # blocks registered without these options still build by default
+        elif k in opts and k not in inspect.signature(BLOCKS[name].__init__).parameters:
+            raise ValueError(f"block {name!r} does not take option {k!r}")
     return BLOCKS[name](in_channels, out_channels, **opts)

@@ -545,3 +545,96 @@ def concat(xs: Sequence[Tensor], axis: int = -1) -> Tensor:
             raise ValueError(f"concat: tensor {i} has shape {s}, incompatible with {ref} "
                              f"outside axis {axis}")
     return Concat.apply(*xs, axis=axis)
+
+
+# ---- beyond the paper: learned scales (XNOR-Net++) and PReLU (Bulat et al. 2019) -------------
+# Appended ops, each a forward/backward pair like the ones above. `tinybin.nn` builds the learned
+# scale unit and PReLU from them; `tinybin.packed` reuses `rank1_product` and `prelu_np`, so the
+# packed network multiplies by exactly the same float32 numbers as the training graph.
+
+class SignWeights(Function):
+    @staticmethod
+    def forward(ctx, w):
+        return sign(w)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g  # straight through, as binarize_weights: dL/dW := dL/d sign(W)
+
+
+def sign_weights(w: Tensor) -> Tensor:
+    """Binary weights without a scale (XNOR-Net++, arXiv:1909.13863, eq. 4): forward sign(W) in
+    {-1, +1} (sign(0) = +1); backward the plain straight-through estimator dL/dW = dL/d sign(W),
+    the same estimator `binarize_weights` uses. The scale lives in a learned Gamma after the conv."""
+    check_input(w, "sign_weights", rank=4)
+    return SignWeights.apply(w)
+
+
+def rank1_product(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Gamma = a (x) b (x) c as an (OH, OW, Cout) array: Gamma[y, x, o] = (b[y] * c[x]) * a[o].
+
+    a (Cout,) channel, b (OH,) height, c (OW,) width factors. The float32 rounding order is fixed
+    here (height times width first, then channel); the packed unit calls this same function."""
+    return (b[:, None, None] * c[None, :, None]) * a[None, None, :]
+
+
+class Rank1Scale(Function):
+    @staticmethod
+    def forward(ctx, a, b, c):
+        ctx.save_for_backward(a, b, c)
+        return rank1_product(a, b, c)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b, c = ctx.saved
+        da = np.einsum("yxo,y,x->o", g, b, c)
+        db = np.einsum("yxo,x,o->y", g, c, a)
+        dc = np.einsum("yxo,y,o->x", g, b, a)
+        return da, db, dc
+
+
+def rank1_scale(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    """XNOR-Net++'s rank-1 scale (arXiv:1909.13863, §3.2 "Gamma = alpha (x) beta (x) gamma"):
+    a (Cout,), b (OH,), c (OW,) -> Gamma (OH, OW, Cout), Gamma[y, x, o] = b[y] c[x] a[o].
+
+    Gradients: dL/da_o = sum_yx g b_y c_x, dL/db_y = sum_xo g c_x a_o, dL/dc_x = sum_yo g b_y a_o.
+    Cout + OH + OW numbers instead of Cout * OH * OW for the full spatial scale."""
+    for t, n in ((a, "rank1_scale channel factor"), (b, "rank1_scale height factor"),
+                 (c, "rank1_scale width factor")):
+        check_input(t, n, rank=1)
+    return Rank1Scale.apply(a, b, c)
+
+
+def prelu_np(x: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """PReLU on arrays: x where x >= 0, else a * x (a per channel, the last axis)."""
+    return np.where(x >= 0, x, x * a)
+
+
+class PReLU(Function):
+    @staticmethod
+    def forward(ctx, x, a):
+        ctx.save_for_backward(x, a)
+        return prelu_np(x, a)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, a = ctx.saved
+        neg = x < 0
+        dx = np.where(neg, g * a, g)
+        da = (g * x * neg).reshape(-1, x.shape[-1]).sum(axis=0)
+        return dx, da
+
+
+def prelu(x: Tensor, a: Tensor) -> Tensor:
+    """Parametric ReLU (He et al. 2015), one slope per channel (NHWC, last axis):
+
+        y = x if x >= 0 else a_c * x;   dL/dx = g * (1 if x >= 0 else a_c);
+        dL/da_c = sum_{x < 0} g * x
+
+    The learnable activation after the binary convolution of Bulat et al., "Improved training of
+    binary networks for human pose estimation and image recognition" (arXiv:1904.05868)."""
+    C = _arr(a).shape[0] if _arr(a).ndim == 1 else -1
+    check_input(x, "prelu input", channels=C if C > 0 else None)
+    if _arr(a).ndim != 1:
+        raise ValueError(f"prelu: slopes must have shape (C,), got {_arr(a).shape}")
+    return PReLU.apply(x, a)

@@ -40,7 +40,8 @@ import numpy as np
 
 from . import functional as F
 from .blocks import BLOCKS, check_block_options, make_block
-from .nn import AvgPool2d, BatchNorm2d, Conv2d, MaxPool2d, Module, PreActConv, Sequential, count_parameters
+from .nn import (AvgPool2d, BatchNorm2d, Conv2d, MaxPool2d, Module, PreActConv, Sequential, build_scales,
+                 check_unit_options, count_parameters)
 from .tensor import Tensor
 
 POOLS = {"max": MaxPool2d, "avg": AvgPool2d}
@@ -49,13 +50,14 @@ POOLS = {"max": MaxPool2d, "avg": AvgPool2d}
 class _Builder:
     """Makes the network's blocks with its shared options and one random stream."""
 
-    def __init__(self, block: str, binary: bool, relu_after_conv: bool, block_opts: dict, rng):
+    def __init__(self, block: str, binary: bool, relu_after_conv: bool, block_opts: dict, rng,
+                 scale: str = "xnor", prelu: bool = False):
         self.block, self.binary, self.relu_after_conv = block, binary, relu_after_conv
-        self.opts, self.rng = block_opts, rng
+        self.opts, self.rng, self.scale, self.prelu = block_opts, rng, scale, prelu
 
     def __call__(self, cin: int, cout: int, shortcut: bool = True):
         return make_block(self.block, cin, cout, binary=self.binary, relu_after_conv=self.relu_after_conv,
-                          rng=self.rng, shortcut=shortcut, **self.opts)
+                          rng=self.rng, shortcut=shortcut, scale=self.scale, prelu=self.prelu, **self.opts)
 
 
 class HourGlassLevel(Module):
@@ -95,7 +97,8 @@ class Stack(Module):
         self.last = last
         self.hg = HourGlassLevel(depth, Fw, make, pool, improved)
         self.post = make(2 * Fw if improved else Fw, Fw, shortcut=not improved)
-        self.lin = PreActConv(Fw, Fw, 1, binary=binary, rng=rng)      # BN -> Sign -> binary 1x1
+        self.lin = PreActConv(Fw, Fw, 1, binary=binary, rng=rng,      # BN -> Sign -> binary 1x1
+                              scale=make.scale)                      # (learned scale; no PReLU before ReLU)
         self.lin_bn = BatchNorm2d(Fw)                                  # then BN -> ReLU (real)
         self.out = Conv2d(Fw, L, 1, bias=True, rng=rng)                # the real last layer
         if not last:
@@ -129,6 +132,13 @@ class HourGlass(Module):
     pool ("max" | "avg"), relu_after_conv (Table 4 "+ReLU"), resolution R, block_opts (e.g.
     {"depth": 6} or {"cardinality": 4} for hpm, {"mid_ratio": 0.75} for bottleneck), feature_proj
     (Newell's 1x1 F->F on the inter-stack feature path), seed (initialisation only; not in config).
+    Beyond the paper (issue 16): scale ("xnor" | "learned_channel" | "learned_spatial" |
+    "learned_rank1", the XNOR-Net++ scale of every binary unit) and prelu (a PReLU after every
+    block conv), see `tinybin.nn.PreActConv`. They enter `config` only when not the default, so
+    configs of earlier networks are unchanged. The spatial scales are sized for `resolution` by one
+    shape-only forward pass at construction (`nn.build_scales`); the initial weights and every
+    other parameter are those of the same network with scale="xnor" (the scales are initialised
+    from alpha = mean|W| and draw nothing from the random stream).
 
     Raises ValueError for a configuration that cannot be built, saying what is allowed: unknown
     block or pool, a width the block cannot split (the stem uses F/4, F/2 and F), a resolution that
@@ -141,15 +151,21 @@ class HourGlass(Module):
     def __init__(self, num_landmarks: int = 16, block: str = "hpm", binary: bool = True, width: int = 256,
                  depth: int = 4, stacks: int = 1, improved: bool = False, pool: str = "max",
                  relu_after_conv: bool = False, resolution: int = 256, block_opts: dict | None = None,
-                 feature_proj: bool = False, seed: int | np.random.Generator | None = 0):
+                 feature_proj: bool = False, seed: int | np.random.Generator | None = 0,
+                 scale: str = "xnor", prelu: bool = False):
         super().__init__()
         cfg = _validate(num_landmarks, block, binary, width, depth, stacks, improved, pool,
                         relu_after_conv, resolution, block_opts, feature_proj)
+        check_unit_options(cfg["binary"], cfg["relu_after_conv"], scale, prelu)
+        if scale != "xnor":
+            cfg["scale"] = scale
+        if prelu:
+            cfg["prelu"] = True
         self.config = cfg
         rng = np.random.default_rng(seed)
         Fw, L, S = cfg["width"], cfg["num_landmarks"], cfg["stacks"]
         make = _Builder(cfg["block"], cfg["binary"], cfg["relu_after_conv"],
-                        dict(cfg["block_opts"] or {}), rng)
+                        dict(cfg["block_opts"] or {}), rng, scale, bool(prelu))
 
         # stem (Fig. 2): 7x7/2 real conv, then three blocks around one pooling: R -> R/4
         self.conv1 = Conv2d(3, Fw // 4, 7, stride=2, padding=3, bias=True, rng=rng)
@@ -161,6 +177,7 @@ class HourGlass(Module):
         self.stacks = Sequential(*[
             Stack(Fw, cfg["depth"], L, make, cfg["pool"], cfg["improved"], cfg["binary"],
                   last=(i == S - 1), feature_proj=cfg["feature_proj"], rng=rng) for i in range(S)])
+        build_scales(self, (1, cfg["resolution"], cfg["resolution"], 3))  # spatial learned scales only
 
     # ---- presets ---------------------------------------------------------------------------
     @classmethod

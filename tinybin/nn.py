@@ -315,27 +315,255 @@ class PreActConv(Module):
     binary=False: BatchNorm(cin) -> ReLU -> Conv k x k (bias)                           (real twin)
     relu_after_conv: append a ReLU after the convolution (the "+ReLU" variant of Table 4).
     Padding is k // 2 (zero padding of the signed input), so stride 1 keeps H and W.
+    scale (binary only): "xnor" (alpha = mean|W|, eq. 1) or a learned XNOR-Net++ scale Gamma,
+    "learned_channel" | "learned_spatial" | "learned_rank1" (`LearnedScaleBinaryConv2d`).
+    prelu: a per-channel PReLU after the convolution (arXiv:1904.05868; `PReLU`).
+    `quant` (set by the trainer, None = fully binary) mixes in the real-valued stages of
+    progressive quantization and reverse-order initialisation (`set_quantization`).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 binary: bool = True, relu_after_conv: bool = False, rng=None):
+                 binary: bool = True, relu_after_conv: bool = False, rng=None,
+                 scale: str = "xnor", prelu: bool = False):
         super().__init__()
+        check_unit_options(binary, relu_after_conv, scale, prelu)
         self.binary, self.relu_after_conv = binary, relu_after_conv
+        self.scale_kind, self.prelu, self.quant = scale, bool(prelu), None
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = kernel_size, stride
         self.bn = BatchNorm2d(in_channels)
-        if binary:
+        if binary and scale != "xnor":
+            self.conv = LearnedScaleBinaryConv2d(in_channels, out_channels, kernel_size, stride, scale=scale, rng=rng)
+        elif binary:
             self.conv = BinaryConv2d(in_channels, out_channels, kernel_size, stride, rng=rng)
         else:
             self.conv = Conv2d(in_channels, out_channels, kernel_size, stride, bias=True, rng=rng)
+        if self.prelu:
+            self.act = PReLU(out_channels)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.bn(x)
-        h = F.sign_ste(h) if self.binary else F.relu(h)
-        y = self.conv(h)
+        if self.binary and self.quant is not None:
+            y = quantized_forward(self, h)
+        else:
+            y = self.conv(F.sign_ste(h) if self.binary else F.relu(h))
+        if self.prelu:
+            y = self.act(y)
         return F.relu(y) if self.relu_after_conv else y
 
     def extra_repr(self):
         kind = "binary" if self.binary else "real"
         return (f"{kind} {self.in_channels}->{self.out_channels}, k={self.kernel_size}"
-                + (", +relu" if self.relu_after_conv else ""))
+                + (", +relu" if self.relu_after_conv else "")
+                + (f", scale={self.scale_kind}" if self.scale_kind != "xnor" else "")
+                + (", prelu" if self.prelu else ""))
+
+
+# ---- beyond the paper: learned scales, PReLU, quantization stages ---------------------------
+# XNOR-Net++ (Bulat & Tzimiropoulos, BMVC 2019, arXiv:1909.13863) and "Improved training of binary
+# networks for human pose estimation and image recognition" (Bulat, Tzimiropoulos, Kossaifi,
+# Pantic, arXiv:1904.05868). `PreActConv(scale=..., prelu=...)` builds these; `tinybin.packed`
+# folds them into the packed unit; `tinybin.train` drives the quantization stages.
+
+SCALES = ("xnor", "learned_channel", "learned_spatial", "learned_rank1")
+QUANT_MODES = ("real", "act", "binary")
+
+
+def check_unit_options(binary: bool, relu_after_conv: bool, scale: str, prelu: bool) -> None:
+    """ValueError for a unit option outside its range or a combination we do not define."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    if scale != "xnor" and not binary:
+        raise ValueError(f"scale={scale!r} is a binary-unit option (the real twin has a real conv with bias)")
+    if not isinstance(prelu, (bool, np.bool_)):
+        raise ValueError(f"prelu must be True or False, got {prelu!r}")
+    if prelu and relu_after_conv:
+        raise ValueError("prelu and relu_after_conv are two activations after the same conv; choose one")
+
+
+class LearnedScaleBinaryConv2d(BinaryConv2d):
+    """XNOR-Net++ binary convolution (arXiv:1909.13863): Y = (sign(A) conv sign(W)) * Gamma.
+
+    One learned scale Gamma replaces both XNOR-Net's weight scale alpha = mean|W| and its
+    activation scale; it is trained by backpropagation like any other parameter. Shapes
+    (the paper's cases at a fixed compute budget), for an output (N, OH, OW, Cout):
+
+        learned_channel   gamma_c (Cout,)                                  Gamma[y, x, o] = c[o]
+        learned_spatial   gamma (OH, OW, Cout)                             Gamma[y, x, o] = g[y, x, o]
+        learned_rank1     gamma_c (Cout,), gamma_h (OH,), gamma_w (OW,)    Gamma = h[y] w[x] c[o]
+
+    Initialisation (our choice; the paper's text we could consult does not fix it, the authors'
+    later library starts from ones): Gamma starts at XNOR-Net's alpha_o = mean|W[o]| of the
+    initial weights (spatial: copied at every position; rank-1: c = alpha, h = w = 1), so that at
+    step 0 every learned variant computes exactly the function of scale="xnor", and only training
+    moves it. Ones would multiply the outputs by ~1/alpha (~10-30x at He initialisation) and
+    unbalance the residual sums.
+
+    The spatial shapes depend on the output size, i.e. on the input resolution: a network's
+    resolution is fixed in its config, so `build_scales(net, input_shape)` (which `HourGlass`
+    calls at construction) runs one shape-only forward pass and allocates them. A spatial unit
+    fed another size raises ValueError.
+
+    Forward: `conv2d(x, sign_weights(W))` -- an exact integer conv for x in {-1, +1} -- then one
+    float multiply by Gamma, the same two steps the packed XNOR unit takes, so packed == float bit
+    for bit. Gradients: dL/dGamma = sum over the broadcast axes of g * conv; dL/dx through the
+    conv with sign(W) and g * Gamma; dL/dW = dL/d sign(W) (straight through, as XNOR-Net here).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int | None = None, scale: str = "learned_channel", rng=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, rng=rng)
+        if scale not in SCALES[1:]:
+            raise ValueError(f"LearnedScaleBinaryConv2d: scale must be one of {SCALES[1:]}, got {scale!r}")
+        self.scale_kind = scale
+        self.out_hw: tuple[int, int] | None = None
+        self._traced = None
+        if scale == "learned_channel":
+            self.gamma_c = Parameter(F.weight_alpha(self.weight.data))
+
+    @property
+    def spatial(self) -> bool:
+        return self.scale_kind in ("learned_spatial", "learned_rank1")
+
+    def build(self, oh: int, ow: int) -> None:
+        """Allocate the spatial factors for an (oh, ow) output, initialised as the class says."""
+        alpha = F.weight_alpha(self.weight.data)
+        dt = self.weight.data.dtype
+        self.out_hw = (int(oh), int(ow))
+        if self.scale_kind == "learned_spatial":
+            self.gamma = Parameter(np.broadcast_to(alpha, (oh, ow, self.out_channels)).astype(dt))
+        elif self.scale_kind == "learned_rank1":
+            self.gamma_c = Parameter(alpha.copy())
+            self.gamma_h = Parameter(np.ones(oh, dt))
+            self.gamma_w = Parameter(np.ones(ow, dt))
+
+    def scale_tensor(self) -> Tensor:
+        """Gamma as a Tensor broadcastable against (N, OH, OW, Cout)."""
+        if self.scale_kind == "learned_channel":
+            return self.gamma_c
+        if self.scale_kind == "learned_spatial":
+            return self.gamma
+        return F.rank1_scale(self.gamma_c, self.gamma_h, self.gamma_w)
+
+    def scale_array(self) -> np.ndarray:
+        """Gamma as an array, exactly the numbers the forward multiplies by."""
+        if self.scale_kind == "learned_rank1":
+            return F.rank1_product(self.gamma_c.data, self.gamma_h.data, self.gamma_w.data)
+        return self.scale_tensor().data
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.conv2d(x, F.sign_weights(self.weight), None, self.stride, self.padding)
+        if self.spatial:
+            hw = tuple(y.shape[1:3])
+            if self.out_hw is None:
+                if _SHAPE_TRACE:
+                    if self._traced is not None and self._traced != hw:
+                        raise ValueError(f"{self.scale_kind} unit reached with two output sizes {self._traced} and {hw}")
+                    self._traced = hw
+                    return y
+                raise ValueError(f"{self.scale_kind}: the spatial scale is not allocated yet; call "
+                                 f"tinybin.nn.build_scales(module, input_shape) first (HourGlass does)")
+            if hw != self.out_hw:
+                raise ValueError(f"{self.scale_kind}: this unit was built for {self.out_hw[0]}x{self.out_hw[1]} "
+                                 f"outputs (the network's resolution), got {hw[0]}x{hw[1]}")
+        return F.mul(y, self.scale_tensor())
+
+    def extra_repr(self):
+        return super().extra_repr() + f", scale={self.scale_kind}" + (f", out={self.out_hw}" if self.spatial else "")
+
+
+_SHAPE_TRACE = False
+
+
+def build_scales(module: Module, input_shape: tuple[int, ...]) -> int:
+    """Allocate the spatial learned scales below `module` for inputs of `input_shape`.
+
+    One forward pass of zeros (eval mode, no gradients, running statistics untouched) records
+    every spatial unit's output size, then each allocates its Gamma (`LearnedScaleBinaryConv2d.
+    build`). Returns the number of units built; already built ones are left alone.
+    """
+    global _SHAPE_TRACE
+    units = [m for m in module.modules()
+             if isinstance(m, LearnedScaleBinaryConv2d) and m.spatial and m.out_hw is None]
+    if not units:
+        return 0
+    from .tensor import no_grad
+    was, prev = module.training, _SHAPE_TRACE
+    dt = units[0].weight.data.dtype
+    try:
+        module.eval()
+        _SHAPE_TRACE = True
+        for u in units:
+            u._traced = None
+        with no_grad():
+            module(Tensor(np.zeros(input_shape, dt)))
+    finally:
+        _SHAPE_TRACE = prev
+        module.train(was)
+    for u in units:
+        if u._traced is None:
+            raise ValueError("build_scales: a spatial unit was not reached by the forward pass")
+        u.build(*u._traced)
+    return len(units)
+
+
+class PReLU(Module):
+    """Parametric ReLU with one slope per channel, initialised to 0.25 (He et al. 2015; PyTorch's
+    default). arXiv:1904.05868 places a learnable activation after the binary convolution; here it
+    is `PreActConv(prelu=True)`: BN -> Sign -> BinaryConv (-> Gamma) -> PReLU."""
+
+    def __init__(self, num_channels: int, init: float = 0.25):
+        super().__init__()
+        self.weight = Parameter(np.full(num_channels, init, np.float32))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.prelu(x, self.weight)
+
+    def extra_repr(self):
+        return str(self.weight.shape[0])
+
+
+def quantized_forward(unit: "PreActConv", h: Tensor) -> Tensor:
+    """A binary unit's conv during the quantization stages (`unit.quant = (lo, hi, fraction)`).
+
+    Modes: "real" = conv(ReLU(h), W) (the real twin's unit, with the latent weights and no bias);
+    "act" = conv(sign(h), W) (binary activations, real weights: reverse-order initialisation);
+    "binary" = the unit's binary conv (sign(W) with its XNOR or learned scale). Output channel o
+    takes the `hi` mode when it is among the first round(fraction * Cout) channels of the unit's
+    fixed order (`unit.quant_rank`, see `set_quantization`), else the `lo` mode; fraction 0 is
+    exactly the `lo` network, fraction 1 exactly the `hi` one.
+    """
+    lo, hi, frac = unit.quant
+    conv = unit.conv
+
+    def path(mode):
+        if mode == "binary":
+            return conv(F.sign_ste(h))
+        a = F.relu(h) if mode == "real" else F.sign_ste(h)
+        return F.conv2d(a, conv.weight, None, conv.stride, conv.padding)
+
+    if frac >= 1:
+        return path(hi)
+    if frac <= 0:
+        return path(lo)
+    m = (unit.quant_rank < int(round(frac * unit.out_channels))).astype(h.dtype)
+    return F.add(F.mul(path(hi), Tensor(m)), F.mul(path(lo), Tensor(1 - m)))
+
+
+def set_quantization(net: Module, state: tuple[str, str, float] | None) -> None:
+    """Set every binary PreActConv of `net` to the quantization `state` (lo, hi, fraction), or
+    back to fully binary (None). Each unit's channel order is a fixed permutation drawn from a
+    generator seeded with the CRC32 of the unit's name, so the channels binarized at a given
+    fraction do not depend on the run's history (resuming replays them exactly)."""
+    import zlib
+    if state is not None:
+        lo, hi, frac = state
+        if lo not in QUANT_MODES or hi not in QUANT_MODES or not 0 <= float(frac) <= 1:
+            raise ValueError(f"set_quantization: state must be (mode, mode, fraction in [0, 1]) with modes "
+                             f"in {QUANT_MODES}, got {state!r}")
+        state = (lo, hi, float(frac))
+    for name, m in net.named_modules():
+        if isinstance(m, PreActConv) and m.binary:
+            if state is not None and getattr(m, "quant_rank", None) is None:
+                m.quant_rank = np.random.default_rng(zlib.crc32(name.encode())).permutation(m.out_channels)
+            m.quant = state

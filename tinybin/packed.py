@@ -200,6 +200,8 @@ class PackedNetwork:
             "packed/floats": np.concatenate(floats).astype(np.float32) if floats else np.zeros(0, np.float32),
             "packed/index": np.array(index, np.int64).reshape(-1, 10),
         }
+        if any(isinstance(u, PackedScaledPreActConv) for _, u in units):
+            arrays.update(_extra_arrays([u for _, u in units]))
         for k, v in self.net.state_dict().items():
             arrays[f"float/{k}"] = v
         arrays["__tinybin_meta__"] = meta_array(PACKED_KIND, self.config,
@@ -216,7 +218,7 @@ def pack(net: Module) -> PackedNetwork:
         raise ValueError("pack: the network has no binary units (PreActConv(binary=True)) to pack")
     twin = copy.deepcopy(net)
     twin.eval()
-    names = _swap_units(twin, lambda name, unit: PackedPreActConv.from_unit(unit))
+    names = _swap_units(twin, lambda name, unit: pack_unit(unit))
     _swap_float_ops(twin)
     return PackedNetwork(twin, names)
 
@@ -264,8 +266,11 @@ def _read_validated(path: str):
                        if e.dtype.kind != "U")
         config = check_config(meta["config"], path, declared)
         from .serialization import estimate_size
-        z.check_cap(8 * estimate_size(config)[0] + (1 << 20), "a network of this config")
+        has_extra = _check_extra_headers(z, path, len(names))
+        z.check_cap(8 * estimate_size(config)[0] + (1 << 20) + (4 * _extra_bound(config, len(names)) if has_extra else 0),
+                    "a network of this config")
         index = z.read("packed/index").astype(np.int64)
+        extra_index = z.read("packed/extra_index").astype(np.int64).tolist() if has_extra else None
         words, floats = z.read("packed/w_bits"), z.read("packed/floats")
         check_values(f"{path}: packed/floats", floats)
         units, wo_expect, fo_expect = {}, 0, 0
@@ -290,13 +295,15 @@ def _read_validated(path: str):
             if cin % 64 and (w[..., -1] >> np.uint64(cin % 64)).any():
                 raise ValueError(f"{path}: unit {name} has bits set beyond its {cin} channels")
             f = floats[g["f_offset"]:fo_expect]
-            if (f[2 * cin:] < 0).any():
-                raise ValueError(f"{path}: unit {name} has a negative alpha")
+            if (f[2 * cin:] < 0).any() and not (has_extra and extra_index[len(units)][0] != 0):
+                raise ValueError(f"{path}: unit {name} has a negative alpha")  # learned scales may be < 0
             units[name] = dict(geom=np.array(row[:6]), scale=f[:cin], shift=f[cin:2 * cin], alpha=f[2 * cin:],
                                w_bits=w)
         if (wo_expect, fo_expect) != (words.size, floats.size):
             raise ValueError(f"{path}: packed arrays hold {words.size} words and {floats.size} floats, "
                              f"the index uses {wo_expect} and {fo_expect}")
+        if has_extra:
+            _read_extra(z, path, names, units, extra_index)
         return meta, config, units, z
     except BaseException:
         z.close()
@@ -336,6 +343,13 @@ def load(path, build: Callable[[dict], Module] | None = None) -> PackedNetwork:
                 diff = [c for c, a, b in zip(_INDEX_COLUMNS, geom, mine) if a != b]
                 raise ValueError(f"{path}: unit {name} has the wrong {', '.join(diff)} for this network "
                                  f"(file {geom}, network {mine})")
+            ex = units[name].get("extra", (0, 0, 0, 0))
+            want = _unit_extra_geom(unit)
+            if tuple(ex[:4]) != want:
+                raise ValueError(f"{path}: unit {name} has scale/prelu fields {tuple(ex[:4])} "
+                                 f"(kind, OH, OW, prelu) but the network rebuilt from the config has {want}")
+            if "extra" in units[name]:
+                return PackedScaledPreActConv.from_arrays(units[name])
             return PackedPreActConv.from_arrays(units[name])
 
         names = _swap_units(net, make)
@@ -447,3 +461,207 @@ def format_summary(rows: list[dict]) -> str:
         lines.append(f"memory: {t['float32_bytes'] / 2**20:.2f} MiB as float32, "
                      f"{t['packed_bytes'] / 2**20:.2f} MiB packed ({t['float32_bytes'] / t['packed_bytes']:.1f}x)")
     return "\n".join(lines)
+
+
+# ---- beyond the paper: learned scales and PReLU in the packed unit (issue 16) ----------------
+#
+# A unit with a learned XNOR-Net++ scale or a PReLU (`nn.PreActConv(scale=..., prelu=...)`) packs
+# into `PackedScaledPreActConv`: the same fused BN+sign packer and XNOR-popcount conv, then
+#
+#     learned_channel   Gamma (Cout,) is the kernel's per-channel multiplier (the alpha slot)
+#     learned_spatial   kernel multiplier 1 (float32(dot) * 1 = dot exactly), then y *= Gamma (OH, OW, Cout)
+#     learned_rank1     kernel multiplier 1, then y *= rank1_product(c, h, w) -- the same function,
+#                       hence the same float32 numbers, as the training graph
+#     prelu             y = where(y >= 0, y, a * y) in float (functional.prelu_np)
+#
+# Files: units of the default kind keep the 10-column index row exactly as before; a file with any
+# such unit adds `packed/extra_index` (n_units, 6) int64 rows [kind, OH, OW, prelu, offset, length]
+# (kind 0 xnor, 1 channel, 2 spatial, 3 rank-1; OH = OW = 0 unless spatial) and `packed/extra_floats`
+# float32 (per unit, contiguous: spatial Gamma (OH*OW*Cout) or rank-1 c, h, w (Cout + OH + OW), then
+# the PReLU slopes (Cout) when prelu). The loader validates every column as strictly as the main index.
+
+SCALE_CODES = {"xnor": 0, "learned_channel": 1, "learned_spatial": 2, "learned_rank1": 3}
+_EXTRA_COLUMNS = ("scale_kind", "out_h", "out_w", "prelu", "e_offset", "e_length")
+
+
+def _unit_extra_geom(unit: PreActConv) -> tuple[int, int, int, int]:
+    """(kind code, OH, OW, prelu) of a float binary unit, as the packed file records them."""
+    kind = SCALE_CODES[getattr(unit, "scale_kind", "xnor")]
+    oh, ow = unit.conv.out_hw if kind in (2, 3) else (0, 0)
+    return kind, int(oh), int(ow), int(getattr(unit, "prelu", False))
+
+
+class PackedScaledPreActConv(PackedPreActConv):
+    """Packed twin of a binary unit with a learned scale and/or a PReLU (see above).
+
+    alpha is the kernel's per-channel multiplier: XNOR's mean|W| (kind xnor with prelu), the learned
+    Gamma (learned_channel), or ones (learned_spatial, learned_rank1, whose Gamma (OH, OW, Cout) is
+    one multiply after the conv). factors: spatial (OH, OW, Cout) or rank-1 (c, h, w); slope: (Cout,).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, scale, shift, w_bits,
+                 alpha, relu_after_conv=False, scale_kind: str = "xnor", factors=None, slope=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, scale, shift, w_bits,
+                         alpha, relu_after_conv)
+        if scale_kind not in SCALE_CODES:
+            raise ValueError(f"PackedScaledPreActConv: unknown scale kind {scale_kind!r}")
+        self.scale_kind = scale_kind
+        self.factors = None if factors is None else tuple(np.ascontiguousarray(f, np.float32) for f in factors)
+        self.slope = None if slope is None else np.ascontiguousarray(slope, np.float32)
+        if scale_kind == "learned_spatial":
+            (g,) = self.factors
+            if g.ndim != 3 or g.shape[2] != self.out_channels:
+                raise ValueError(f"PackedScaledPreActConv: spatial Gamma must be (OH, OW, {self.out_channels}), got {g.shape}")
+            self.gamma_full = g
+        elif scale_kind == "learned_rank1":
+            c, h, w = self.factors
+            if c.shape != (self.out_channels,) or h.ndim != 1 or w.ndim != 1:
+                raise ValueError("PackedScaledPreActConv: rank-1 factors must be (Cout,), (OH,), (OW,)")
+            self.gamma_full = F.rank1_product(c, h, w)
+        else:
+            self.gamma_full = None
+        self.out_hw = None if self.gamma_full is None else self.gamma_full.shape[:2]
+        if self.slope is not None and self.slope.shape != (self.out_channels,):
+            raise ValueError(f"PackedScaledPreActConv: PReLU slopes must be ({self.out_channels},)")
+        if self.slope is not None and self.relu_after_conv:
+            raise ValueError("PackedScaledPreActConv: prelu and relu_after_conv exclude each other")
+
+    @classmethod
+    def from_unit(cls, unit: PreActConv) -> "PackedScaledPreActConv":
+        if not unit.binary:
+            raise ValueError("only binary PreActConv units can be packed")
+        w = unit.conv.weight.data.astype(np.float32)
+        bn_scale, bn_shift = unit.bn.folded()
+        kind = getattr(unit, "scale_kind", "xnor")
+        factors = None
+        if kind == "xnor":
+            alpha = F.weight_alpha(w)
+        elif kind == "learned_channel":
+            alpha = unit.conv.gamma_c.data
+        else:
+            alpha = np.ones(unit.out_channels, np.float32)
+            c = unit.conv
+            factors = (c.gamma.data,) if kind == "learned_spatial" else (c.gamma_c.data, c.gamma_h.data, c.gamma_w.data)
+        slope = unit.act.weight.data if getattr(unit, "prelu", False) else None
+        return cls(unit.in_channels, unit.out_channels, unit.kernel_size, unit.stride, unit.conv.padding,
+                   bn_scale, bn_shift, bitpack.pack_signs(w), alpha, unit.relu_after_conv, kind, factors, slope)
+
+    def forward(self, x):
+        y = super().forward(x).data               # float32(dot) * alpha
+        if self.gamma_full is not None:
+            if tuple(y.shape[1:3]) != tuple(self.out_hw):
+                raise ValueError(f"packed unit: built for {self.out_hw} outputs, got {y.shape[1:3]}")
+            y *= self.gamma_full                   # one float multiply, as the training graph
+        if self.slope is not None:
+            y = F.prelu_np(y, self.slope)
+        return Tensor(y)
+
+    def extra_floats(self) -> np.ndarray:
+        parts = [f.reshape(-1) for f in (self.factors or ())]
+        if self.slope is not None:
+            parts.append(self.slope)
+        return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+
+    def extra_geom(self) -> tuple[int, int, int, int]:
+        oh, ow = self.out_hw if self.out_hw is not None else (0, 0)
+        return SCALE_CODES[self.scale_kind], int(oh), int(ow), int(self.slope is not None)
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> "PackedScaledPreActConv":
+        cin, cout, k, s, p, relu = (int(v) for v in a["geom"])
+        kind, oh, ow, has_prelu = a["extra"][:4]
+        e = a["extra_floats"]
+        name = {v: n for n, v in SCALE_CODES.items()}[kind]
+        factors, n = None, 0
+        if kind == 2:
+            n = oh * ow * cout
+            factors = (e[:n].reshape(oh, ow, cout),)
+        elif kind == 3:
+            n = cout + oh + ow
+            factors = (e[:cout], e[cout:cout + oh], e[cout + oh:n])
+        slope = e[n:n + cout] if has_prelu else None
+        return cls(cin, cout, k, s, p, a["scale"], a["shift"], a["w_bits"], a["alpha"], bool(relu),
+                   name, factors, slope)
+
+    def extra_repr(self):
+        return super().extra_repr() + f", scale={self.scale_kind}" + (", prelu" if self.slope is not None else "")
+
+
+def pack_unit(unit: PreActConv) -> PackedPreActConv:
+    """The packed twin of one binary unit: `PackedPreActConv` for the paper's unit (XNOR alpha, no
+    PReLU), `PackedScaledPreActConv` when it has a learned scale or a PReLU."""
+    if getattr(unit, "quant", None) is not None:
+        raise ValueError("pack: a unit is in a progressive / reverse-order stage (quant set); "
+                         "pack the fully binary network (nn.set_quantization(net, None))")
+    if getattr(unit, "scale_kind", "xnor") == "xnor" and not getattr(unit, "prelu", False):
+        return PackedPreActConv.from_unit(unit)
+    return PackedScaledPreActConv.from_unit(unit)
+
+
+def _extra_arrays(units: list) -> dict[str, np.ndarray]:
+    rows, floats, off = [], [], 0
+    for u in units:
+        if isinstance(u, PackedScaledPreActConv):
+            e = u.extra_floats()
+            rows.append(list(u.extra_geom()) + [off, e.size])
+            floats.append(e)
+            off += e.size
+        else:
+            rows.append([0, 0, 0, 0, off, 0])
+    return {"packed/extra_index": np.array(rows, np.int64).reshape(-1, len(_EXTRA_COLUMNS)),
+            "packed/extra_floats": np.concatenate(floats).astype(np.float32) if floats else np.zeros(0, np.float32)}
+
+
+def _extra_bound(config: dict, n_units: int) -> int:
+    """Upper bound on the extra floats of a network of this config: every unit's output is at most
+    (R/2)^2 positions (the stem's first block) of at most F channels (the heads' 1x1 F -> F)."""
+    R, Fw = int(config["resolution"]), int(config["width"])
+    return n_units * ((R // 2) ** 2 * Fw + 2 * Fw + R)
+
+
+def _check_extra_headers(z, path: str, n_units: int) -> bool:
+    """Whether the file has the optional scale/PReLU arrays; ValueError when they are malformed."""
+    have = [k in z.entries for k in ("packed/extra_index", "packed/extra_floats")]
+    if not any(have):
+        return False
+    if not all(have):
+        raise ValueError(f"{path}: packed/extra_index and packed/extra_floats must come together")
+    ei, ef = z.entries["packed/extra_index"], z.entries["packed/extra_floats"]
+    if ei.dtype.kind != "i" or ei.shape != (n_units, len(_EXTRA_COLUMNS)):
+        raise ValueError(f"{path}: packed/extra_index must be an integer ({n_units}, {len(_EXTRA_COLUMNS)}) "
+                         f"array, got {ei.dtype} {ei.shape}")
+    if ef.dtype != np.float32 or len(ef.shape) != 1:
+        raise ValueError(f"{path}: packed/extra_floats must be a 1-d float32 array, got {ef.dtype} {ef.shape}")
+    return True
+
+
+def _read_extra(z, path: str, names: list[str], units: dict, extra_index: list) -> None:
+    """Check every extra index row (kind, sizes, prelu flag, contiguous offsets, lengths that match
+    the geometry, finite values) and attach the unit's fields to `units[name]`."""
+    from .serialization import check_values
+    ef = z.read("packed/extra_floats")
+    check_values(f"{path}: packed/extra_floats", ef)
+    off = 0
+    for name, row in zip(names, extra_index):
+        g = dict(zip(_EXTRA_COLUMNS, row))
+        kind, oh, ow, pr = g["scale_kind"], g["out_h"], g["out_w"], g["prelu"]
+        cout = int(units[name]["geom"][1])
+        spatial = kind in (2, 3)
+        bad = [c for c, ok in (("scale_kind", kind in (0, 1, 2, 3)), ("prelu", pr in (0, 1)),
+                               ("out_h", oh >= 1 if spatial else oh == 0),
+                               ("out_w", ow >= 1 if spatial else ow == 0)) if not ok]
+        if bad:
+            raise ValueError(f"{path}: unit {name} has invalid {', '.join(bad)} in its extra index row {row}")
+        n = {2: oh * ow * cout, 3: cout + oh + ow}.get(kind, 0) + (cout if pr else 0)
+        if (g["e_offset"], g["e_length"]) != (off, n):
+            raise ValueError(f"{path}: unit {name} has inconsistent offsets or sizes in its extra index row "
+                             f"{row} (corrupt file?)")
+        off += n
+        if off > ef.size:
+            raise ValueError(f"{path}: unit {name} points past the end of packed/extra_floats")
+        if kind == 0 and not pr:
+            continue  # a plain unit: its packed twin is PackedPreActConv
+        units[name]["extra"] = (kind, oh, ow, pr)
+        units[name]["extra_floats"] = ef[g["e_offset"]:off]
+    if off != ef.size:
+        raise ValueError(f"{path}: packed/extra_floats holds {ef.size} floats, the extra index uses {off}")

@@ -31,8 +31,9 @@ import numpy as np
 from . import heatmaps as hm
 from . import losses, metrics, optim
 from .data.kinds import get_kind
-from .nn import Module
+from .nn import Module, set_quantization
 from .serialization import load as load_ckpt, save as save_ckpt, write_json
+from .functional import sigmoid_np
 from .tensor import Tensor, no_grad
 
 try:  # tqdm is a runtime dependency; TQDM_DISABLE=1 silences it (CI, notebook tests). The plain
@@ -62,6 +63,13 @@ class TrainConfig:
     seed: int = 0
     sequential_stacks: bool = False   # §8.2 stage-wise training of stacked networks
     finetune_steps: int = 0           # joint fine-tuning steps after sequential stages
+    # beyond the paper (issue 16, arXiv:1904.05868); see `quantization_state` and `distillation_loss`
+    progressive_steps: int = 0        # progressive quantization: steps of the ramp (0: off)
+    progressive_stages: int = 4       # the ramp binarizes 0, 1/S, ..., (S-1)/S of each unit's channels
+    reverse_init_steps: int = 0       # reverse-order init: steps with binary activations, real weights
+    distill_teacher: str | None = None  # checkpoint of a trained (real) network: heatmap distillation
+    distill_weight: float = 1.0       # loss = task + distill_weight * KD
+    distill_temperature: float = 1.0  # T: soft targets sigmoid(teacher / T), KD scaled by T^2
 
     def check(self) -> "TrainConfig":
         """ValueError naming the first setting outside its range (steps < 0, lr = inf, ...)."""
@@ -82,6 +90,20 @@ class TrainConfig:
         num("lr_end", 0, allow_none=True)
         num("sigma", 0)
         num("clip_latent", 0, allow_none=True)
+        for name in ("progressive_steps", "reverse_init_steps"):
+            num(name, 0, strict=False, integer=True)
+        num("progressive_stages", 0, integer=True)
+        num("distill_weight", 0, strict=False)
+        num("distill_temperature", 0)
+        R, P = self.reverse_init_steps, self.progressive_steps
+        if R and P > R:
+            raise ValueError(f"TrainConfig: with reverse_init_steps={R}, the activation ramp "
+                             f"(progressive_steps={P}) must fit into it (progressive_steps <= reverse_init_steps)")
+        if (R or P) and R + P >= self.steps:
+            raise ValueError(f"TrainConfig: the network must end fully binary: reverse_init_steps + "
+                             f"progressive_steps = {R + P} must be < steps = {self.steps}")
+        if self.distill_teacher is not None and not isinstance(self.distill_teacher, str):
+            raise ValueError(f"TrainConfig: distill_teacher must be a checkpoint path or None, got {self.distill_teacher!r}")
         return self
 
     def total_steps(self, stacks: int = 1) -> int:
@@ -345,6 +367,7 @@ class Trainer:
         self._saved_step = None
         self._phase = None
         self._setup_phase(0)
+        self.teacher = load_teacher(self.cfg.distill_teacher) if self.cfg.distill_teacher else None
 
     # -- phases (sequential stack training) --------------------------------------------------
     def _phase_of(self, step: int) -> int:
@@ -413,6 +436,7 @@ class Trainer:
         if t < self.cfg.warmup_steps:  # linear warm-up from lr / warmup_steps (each phase)
             lr = self.opt.lr = lr * (t + 1) / self.cfg.warmup_steps
         batch = self.batch_for_step(step)
+        set_quantization(self.net, quantization_state(step, self.cfg))  # None: fully binary
         self._train_mode()
         self.opt.zero_grad()
         x = np.ascontiguousarray(batch["image"], dtype=np.float32)
@@ -425,6 +449,8 @@ class Trainer:
         if bad is not None:  # finite weights can still overflow the activations
             raise FloatingPointError(self._diverged(step, f"the output of stack {bad + 1} is NaN or Inf"))
         loss = compute_loss(out, batch, self.cfg, active)
+        if self.teacher is not None:
+            loss = loss + distillation_term(out, self.teacher, x, self.cfg, active)
         val = float(loss.data)
         if not np.isfinite(val):
             raise FloatingPointError(self._diverged(step, f"the loss is {val}"))
@@ -493,6 +519,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+            set_quantization(self.net, None)  # the trained network is the fully binary one
         if self.val is not None and (not self.history["eval_step"] or self.history["eval_step"][-1] != self.step):
             self._periodic_eval()
         if self.out_dir:
@@ -558,7 +585,8 @@ class Trainer:
                 raise ValueError(f"{path}: not a training-run checkpoint (it lacks the training state "
                                  f"{missing or ['train_config']}; a file written by tinybin.save holds "
                                  f"weights only: load it with tinybin.load, or train into another folder)")
-        saved = {**{f"train.{k}": v for k, v in dict(meta["train_config"]).items()},
+        defaults = {f"train.{k}": v for k, v in asdict(TrainConfig()).items() if k in _BEYOND_FIELDS}
+        saved = {**defaults, **{f"train.{k}": v for k, v in dict(meta["train_config"]).items()},
                  **{f"data.{k}": v for k, v in dict(meta.get("data_settings") or {}).items()}}
         mine = {**{f"train.{k}": v for k, v in asdict(self.cfg).items()},
                 **{f"data.{k}": v for k, v in self.data_settings.items()}}
@@ -572,6 +600,95 @@ class Trainer:
             raise ValueError(f"{path}: checkpoint was trained with a different config; resuming needs "
                              f"the same settings, these differ {{setting: (checkpoint, now)}}: {differs} "
                              f"(use another output folder, or restart)")
+
+
+# ---- beyond the paper: quantization stages and distillation (issue 16) -------------------------
+
+# TrainConfig fields added for issue 16; a checkpoint written before them resumes as their defaults.
+_BEYOND_FIELDS = ("progressive_steps", "progressive_stages", "reverse_init_steps", "distill_teacher",
+                  "distill_weight", "distill_temperature")
+
+
+def quantization_state(step: int, cfg: TrainConfig) -> tuple[str, str, float] | None:
+    """What the binary units compute at `step`: (lo, hi, fraction) for `nn.set_quantization`, or
+    None for the fully binary network. A pure function of the step (resuming replays it exactly).
+
+    Bulat et al., "Improved training of binary networks ..." (arXiv:1904.05868) name two training
+    changes; the text we could consult gives no schedule, so these are our documented readings:
+
+    reverse-order initialisation (reverse_init_steps = R > 0): binarize in the reverse of the
+      usual order (Zhuang et al. 2018 quantize weights first, then activations): the first R steps
+      train the network with binary activations and real-valued weights (mode "act":
+      conv(sign(x), W)), which then initialises the fully binary network trained for the remaining
+      steps (one run, the optimizer state and learning-rate schedule carry over).
+    progressive quantization (progressive_steps = P > 0, progressive_stages = S): binarize
+      gradually instead of from step 0. During a ramp of P steps, a fraction
+      floor(S * t / P) / S of every unit's output channels (0, 1/S, ..., (S-1)/S; S = 4 gives
+      0, 25, 50, 75 %) computes the quantized mode and the rest the previous one; after it, all.
+      Alone it ramps from the real twin (mode "real": BN -> ReLU -> conv(W)) to the binary unit,
+      so step 0 computes exactly the real-valued network. With reverse-order initialisation, the
+      first ramp (steps [0, P)) goes real -> "act" inside the R steps and the second (steps
+      [R, R + P)) goes "act" -> binary.
+    """
+    R, P, S = cfg.reverse_init_steps, cfg.progressive_steps, cfg.progressive_stages
+
+    def ramp(t: int) -> float:
+        return 1.0 if P == 0 or t >= P else (S * t // P) / S
+
+    if R == 0:
+        f = ramp(step)
+        return None if f >= 1 else ("real", "binary", f)
+    if step < R:
+        f = ramp(step)
+        return ("act", "act", 1.0) if f >= 1 else ("real", "act", f)
+    f = ramp(step - R)
+    return None if f >= 1 else ("act", "binary", f)
+
+
+def load_teacher(path: str) -> Module:
+    """The distillation teacher: the network a checkpoint was saved from, in eval mode, frozen."""
+    from .serialization import load_network
+    net = load_network(path)
+    net.eval()
+    net.requires_grad_(False)
+    return net
+
+
+def distillation_loss(student: Tensor, teacher: np.ndarray, loss: str = "bce", temperature: float = 1.0) -> Tensor:
+    """Knowledge distillation on heatmaps (arXiv:1904.05868 combines binarization with it).
+
+    The teacher's maps become the targets of the task's own loss, over every landmark (the teacher
+    has a map for occluded and unannotated ones too):
+      bce: T^2 * sigmoid_bce(s / T, sigmoid(t / T)) -- the pixel-wise sigmoid cross-entropy of the
+           paper's eq. 2 against the teacher's probabilities softened by the temperature T; the T^2
+           keeps the gradient's size independent of T (Hinton et al. 2015). Its gradient w.r.t. s is
+           T * (sigmoid(s / T) - sigmoid(t / T)) / (N * K).
+      mse: mse(s, t) -- the teacher's raw output as the regression target (T does not apply).
+    student (N, h, w, K) logits (a Tensor); teacher (N, h, w, K) logits (an array, no gradient).
+    """
+    t = np.asarray(teacher)
+    if t.shape != student.shape:
+        raise ValueError(f"distillation_loss: teacher maps {t.shape} and student maps {student.shape} differ")
+    if loss == "bce":
+        T = float(temperature)
+        target = sigmoid_np((t / T).astype(student.dtype))
+        return losses.sigmoid_bce(student * (1.0 / T), target) * (T * T)
+    if loss == "mse":
+        return losses.mse(student, t.astype(student.dtype))
+    raise ValueError(f"distillation_loss: defined for the heatmap losses bce and mse, not {loss!r}")
+
+
+def distillation_term(net_out, teacher: Module, x: np.ndarray, cfg: TrainConfig, active=None) -> Tensor:
+    """distill_weight * sum over the (active) student stacks of distillation_loss against the
+    teacher's last-stack maps, the teacher run in eval mode without gradients on the same batch."""
+    with no_grad():
+        t = _as_list(teacher(Tensor(x)))[-1].data
+    outs = _as_list(net_out)
+    total = None
+    for i in (range(len(outs)) if active is None else active):
+        kd = distillation_loss(outs[i], t, cfg.loss, cfg.distill_temperature)
+        total = kd if total is None else total + kd
+    return total * cfg.distill_weight
 
 
 def data_settings(data) -> dict[str, Any]:
@@ -614,4 +731,4 @@ def _check_out_dir(out_dir: str | None, create: bool = False) -> None:
 
 __all__ = ["TrainConfig", "Trainer", "evaluate", "predict", "predict_points", "compute_loss", "annotated",
            "heatmap_targets", "mask_targets", "make_optimizer", "write_json", "METRICS", "register_metric",
-           "TARGETS", "data_settings"]
+           "TARGETS", "data_settings", "quantization_state", "distillation_loss", "load_teacher"]
