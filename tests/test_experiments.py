@@ -251,3 +251,31 @@ def test_quick_width_fits_deep_and_wide_cardinality_rows():
     assert X._quick_width({"block": "hpm"}) == 16
     assert X._quick_width({"block": "hpm", "block_opts": {"depth": 7}}) == 128  # F/2 split in 2**6
     assert X._quick_width({"block": "hpm", "block_opts": {"cardinality": 8}}) == 64
+
+
+def _cal_result(row, seed, curve):
+    return {"experiment": "calibration", "row": row, "seed": seed, "metrics": {},
+            "val_curve": {"step": list(range(250, 250 * (len(curve) + 1), 250)), "pckh": curve}}
+
+
+def test_calibration_choice_follows_the_stated_rule(tmp_path):
+    """Mean of the last two validation checkpoints; near-ties go to the smaller lr; a kind with a
+    missing cell is not chosen."""
+    exp = X.get("calibration")
+    binary = [r for r in exp.rows if r.net.get("binary", True)]
+    real = [r for r in exp.rows if not r.net.get("binary", True)]
+    scores = {r.name: 10.0 for r in binary}
+    top = "hpm_binary_lr2.5e-3_clip"
+    near = "hpm_binary_lr1e-3_noclip"
+    scores[top] = 30.0                      # last two: (20 + 40) / 2 = 30
+    scores[near] = 29.8                     # within 0.5 of the best and a smaller lr: chosen
+    for name, sc in scores.items():
+        curve = [0.0, 20.0, 40.0] if name == top else [99.0, sc, sc]   # an early peak does not count
+        X.write_result(X.result_path("calibration", name, 0, str(tmp_path)), _cal_result(name, 0, curve))
+    for r in real[:-1]:
+        X.write_result(X.result_path("calibration", r.name, 0, str(tmp_path)), _cal_result(r.name, 0, [1.0, 2.0]))
+    c = X.calibration_choice(str(tmp_path))
+    assert c["binary"]["row"] == near and c["binary"]["best"] == pytest.approx(30.0)
+    assert c["binary"]["settings"]["lr"] == 1e-3 and c["binary"]["settings"]["clip_latent"] is None
+    assert c["real"] == {"missing": [real[-1].name]}
+    assert "not chosen yet" in X.calibration_report(str(tmp_path))

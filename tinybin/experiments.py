@@ -1067,6 +1067,62 @@ def curves_report(name: str, root: str = RESULTS) -> str:
     return "\n".join(lines)
 
 
+# The selection rule of the calibration sweep, fixed before its results existed: for each network
+# kind (binary, real), the cell with the highest validation PCKh@0.5 averaged over seeds and over
+# the last two checkpoints (steps 1750 and 2000 of 2000: less noisy than the last point alone);
+# PCKh@0.5 rather than pckh_matched because the matched threshold (2.06 head sizes at R = 64) is
+# near saturation on validation and separates the cells less. Ties within 0.5 points go to the
+# smaller learning rate, then to no warm-up, then to clipping (the paper's reference, XNOR-Net,
+# clips). A kind is chosen only when every cell of it has a result.
+SELECT_LAST = 2
+SELECT_TIE = 0.5
+
+
+def calibration_choice(root: str = RESULTS) -> dict[str, dict]:
+    """{"binary": {...}, "real": {...}}: per network kind the chosen row and its training settings
+    (lr, lr_end, warm-up, clipping), its selection score, and every cell's score; a kind whose
+    cells are not all done maps to {"missing": [row names]}. See the rule above."""
+    exp = get("calibration")
+    res = load_results("calibration", root)
+    out: dict[str, dict] = {}
+    for kind in ("binary", "real"):
+        rows = [r for r in exp.rows if bool(r.net.get("binary", True)) == (kind == "binary")]
+        missing = [r.name for r in rows if not res[r.name]]
+        if missing:
+            out[kind] = {"missing": missing}
+            continue
+        scores = {}
+        for r in rows:
+            per_seed = [float(np.mean(x["val_curve"]["pckh"][-SELECT_LAST:])) for x in res[r.name]]
+            scores[r.name] = float(np.mean(per_seed))
+        best = max(scores.values())
+
+        def order(r):
+            t = r.train
+            return (t["lr"], bool(t.get("warmup_steps") or t.get("warmup_fraction")), t.get("clip_latent") is None)
+        near = sorted((r for r in rows if scores[r.name] >= best - SELECT_TIE), key=order)
+        pick = near[0]
+        settings = {k: v for k, v in pick.train.items() if k in ("lr", "lr_end", "warmup_steps", "warmup_fraction",
+                                                                   "clip_latent")}
+        out[kind] = {"row": pick.name, "label": pick.label, "score": scores[pick.name], "best": best,
+                     "settings": settings, "scores": scores}
+    return out
+
+
+def calibration_report(root: str = RESULTS) -> str:
+    """The selection rule applied to results/calibration, as text."""
+    lines = ["### Recipe chosen on the validation split", "",
+             f"Rule: highest validation PCKh@0.5, mean of the last {SELECT_LAST} checkpoints; ties within "
+             f"{SELECT_TIE} points go to the smaller lr, then no warm-up, then clipping.", ""]
+    for kind, c in calibration_choice(root).items():
+        if "missing" in c:
+            lines.append(f"- {kind}: not chosen yet, {len(c['missing'])} cells to run")
+        else:
+            lines.append(f"- {kind}: {c['label']} (score {c['score']:.1f}, best cell {c['best']:.1f}); "
+                         f"settings {json.dumps(c['settings'])}")
+    return "\n".join(lines)
+
+
 PAPER_TABLE1_PARTS = {  # paper Table 1, PCKh per part on MPII validation
     "bottleneck_real": {"Head": 94.9, "Shoulder": 85.8, "Elbow": 76.9, "Wrist": 71.3, "Hip": 78.1,
                         "Knee": 70.1, "Ankle": 63.2},
@@ -1505,6 +1561,9 @@ def main(argv=None) -> int:
         else:
             for name in a.experiment or list(EXPERIMENTS):
                 print(curves_report(name, a.results) if a.curves else report(name, a.results, a.threshold))
+                if name == "calibration":
+                    print()
+                    print(calibration_report(a.results))
                 print()
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
