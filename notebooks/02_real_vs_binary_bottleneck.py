@@ -296,17 +296,27 @@ if cal_final:
     plt.tight_layout()
     plt.show()
 
+    # The choice follows the runner's selection rule, fixed in code before the sweep's results
+    # (`tinybin.experiments.calibration_choice`, when this version of tinybin has it); the table
+    # below it is only what the figures show, not the rule.
+    choice = E.calibration_choice(cal_root) if hasattr(E, "calibration_choice") else None
     best = {}
     for kind in (True, False):
         cells = {n: c for n, c in cal_final.items() if c["binary"] == kind}
         if cells:
-            n = max(cells, key=lambda n: cells[n]["pckh_matched"])
+            n = max(cells, key=lambda n: cells[n]["pckh"])
             best["binary" if kind else "real"] = (n, cells[n])
-    lines = ["| network | best cell on validation (by pckh_matched) | val pckh | val pckh_matched | cells finished |",
+    lines = ["| network | highest final validation pckh | val pckh | val pckh_matched | cells finished |",
              "|---|---|---|---|---|"]
     for kind, (n, c) in best.items():
         lines.append(f"| {kind} | {c['label']} | {c['pckh']:.1f} | {c['pckh_matched']:.1f} | "
                      f"{sum(1 for x in cal_final.values() if x['binary'] == (kind == 'binary'))} |")
+    if choice is not None:
+        lines += ["", "The runner's selection rule (`calibration_choice`):", ""]
+        for kind, c in choice.items():
+            lines.append(f"- {kind}: " + (f"waiting for {len(c['missing'])} cells" if "missing" in c else
+                                          f"{c['label']} (selection score {c['score']:.1f}, best {c['best']:.1f}; "
+                                          f"settings {c['settings']})"))
     lines += ["", f"The runner's recipe now: `RECIPE = {E.RECIPE!r}` "
               + ("(empty: the calibration has not set it yet; the runner uses `BUDGET`)." if not any(E.RECIPE.values())
                  else "(set from this sweep).")]
@@ -479,7 +489,7 @@ if len(p1_stats) == 2:
                  f"{100 * b_['loss_drop_last10']:.1f}% over the last 10% of steps.")
 if cal_final:
     lines.append(f"- Calibration ({cal_source}): {len(cal_final)} of {len(E.get('calibration').rows)} cells finished; "
-                 + "; ".join(f"best {kind}: {c['label']} (val pckh_matched {c['pckh_matched']:.1f})"
+                 + "; ".join(f"highest final val pckh, {kind}: {c['label']} ({c['pckh']:.1f})"
                              for kind, (n, c) in best.items()) + ".")
 if pilot_diffs:
     lines.append(f"- Pilot ({pilot_source}): see section 4 for how much the paired differences still move.")
