@@ -3,9 +3,12 @@
     python scripts/update_readme.py
 
 Replaces the text between `<!-- generated:NAME -->` and `<!-- end:NAME -->` markers:
-  counts      parameter counts at paper scale (tinybin.models.parameter_table)
-  table1/2    the experiment reports computed from results/ (tinybin.experiments.report)
-  table1_parts  Table 1 per body part (tinybin.experiments.parts_report)
+  counts     parameter counts at paper scale (tinybin.models.parameter_table)
+  status     which experiments have results under the current protocol, and which do not yet
+  results    the report (tinybin.experiments.report) of every experiment of the current protocol
+             that has result files in results/<name>/: Tables 1-4, 10-12, Figs. 9-10, faces, the
+             beyond-the-paper options, and the calibration sweep (validation split)
+  protocol1  the first protocol's Tables 1-2 (results/protocol1/), labelled as superseded
 Benchmark tables are measurements: they are pasted from the benchmark scripts' output, with the
 command that makes them, not regenerated here.
 """
@@ -17,6 +20,11 @@ from tinybin.models import parameter_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "results")
+PROTOCOL1 = os.path.join(RESULTS, "protocol1")
+
+# The current protocol's experiments, in the order the README shows them.
+CURRENT = ("table1", "table2", "table3", "table4", "fig9", "fig10", "table10", "table11", "face", "table12",
+           "beyond", "calibration", "pilot")
 
 
 def counts_table() -> str:
@@ -26,6 +34,70 @@ def counts_table() -> str:
             continue
         lines.append(f"| {r['source']} | {r['row']} | {r['paper']}M | {r['params']:,} | {r['ratio']:.3f} |")
     return "\n".join(lines)
+
+
+def runs(name: str, root: str = RESULTS) -> dict[str, int]:
+    """{row: number of seeds with a result file} of experiment `name` under `root`."""
+    return {row: len(rs) for row, rs in experiments.load_results(name, root).items()}
+
+
+def has_results(name: str, root: str = RESULTS) -> bool:
+    return any(runs(name, root).values())
+
+
+def status_line() -> str:
+    """What is run under the current protocol and what is not, from the result files."""
+    done, pending = [], []
+    for name in CURRENT:
+        r = runs(name)
+        rows_done = sum(1 for v in r.values() if v)
+        if rows_done:
+            seeds = sorted({v for v in r.values() if v})
+            s = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
+            done.append(f"`{name}` ({rows_done} of {len(r)} rows, {s} seeds per row)")
+        else:
+            pending.append(f"`{name}`")
+    lines = ["**Status** (computed from `results/`): "
+             + (("run under the current protocol: " + ", ".join(done) + ". ") if done else
+                "no experiment has results under the current protocol yet. ")
+             + ("Not run yet: " + ", ".join(pending) + "." if pending else "")]
+    if has_results("table1", PROTOCOL1) or has_results("table2", PROTOCOL1):
+        lines.append("The first protocol's Tables 1-2 (`results/protocol1/`) are shown further down, "
+                     "labelled as superseded.")
+    return " ".join(lines)
+
+
+def results_section() -> str:
+    """The report of every current-protocol experiment that has results (or a line saying none has)."""
+    parts = []
+    for name in CURRENT:
+        if not has_results(name):
+            continue
+        rel = f"results/{name}"
+        parts.append(experiments.report(name, RESULTS).strip()
+                     + f"\n\nFrom `{rel}/`; `python -m tinybin.experiments report {name}` prints it.")
+        if name == "table1":
+            parts.append("Per part, mean over seeds (ours / paper):\n\n" + experiments.parts_report("table1", RESULTS))
+    if not parts:
+        return ("No experiment has test results under the current protocol yet (see the status line above); "
+                "no number is shown until one has.")
+    return "\n\n".join(parts)
+
+
+def protocol1_section() -> str:
+    """The first protocol's Tables 1-2, labelled as superseded."""
+    if not (has_results("table1", PROTOCOL1) or has_results("table2", PROTOCOL1)):
+        return "The first protocol's results are not in this checkout."
+    out = []
+    for name in ("table1", "table2"):
+        if has_results(name, PROTOCOL1):
+            rep = experiments.report(name, PROTOCOL1).strip()
+            rep = rep.replace("### ", "### SUPERSEDED (first protocol) ", 1)
+            out.append(rep)
+    if has_results("table1", PROTOCOL1):
+        out.append("Per part, mean over seeds (ours / paper), first protocol:\n\n"
+                   + experiments.parts_report("table1", PROTOCOL1))
+    return "\n\n".join(out)
 
 
 def replace(text: str, name: str, body: str) -> str:
@@ -40,10 +112,9 @@ def main():
     with open(path) as fh:
         text = fh.read()
     text = replace(text, "counts", counts_table())
-    for name in ("table1", "table2"):
-        text = replace(text, name, experiments.report(name, RESULTS))
-    text = replace(text, "table1_parts", "Per part, mean over seeds (ours / paper):\n\n"
-                   + experiments.parts_report("table1", RESULTS))
+    text = replace(text, "status", status_line())
+    text = replace(text, "results", results_section())
+    text = replace(text, "protocol1", protocol1_section())
     with open(path, "w") as fh:
         fh.write(text)
     print("README.md updated")
