@@ -17,8 +17,12 @@
 # How much of the real–binary gap does each of these close **on our protocol**, alone and together,
 # and what does each cost at inference?
 #
-# **CPU time.** About a minute (small networks, no training); `TINYBIN_QUICK=1`: under a minute,
-# including smoke runs of the experiment when its results are absent.
+# The same paper's fourth change, network stacking, is Table 11's sequential training (notebook 07);
+# it is not a row here.
+#
+# **CPU time.** Seconds: this notebook trains nothing (small networks, one batch), unless asked to
+# train the face rows (section 9). `TINYBIN_QUICK=1`: under a minute, including 2-seed smoke runs
+# of the experiment when its results are absent.
 
 # %% [markdown]
 # ## Protocol (written before any test number of this experiment exists)
