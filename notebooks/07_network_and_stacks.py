@@ -28,10 +28,8 @@
 # `TINYBIN_QUICK=1`: seconds.
 
 # %%
-import atexit
+import functools
 import os
-import shutil
-import tempfile
 import time
 import warnings
 
@@ -50,95 +48,22 @@ import numpy as np
 warnings.filterwarnings("ignore", message="IProgress not found")
 
 import tinybin as tb
-from tinybin import HourGlass, Tensor, no_grad
+from tinybin import HourGlass
 from tinybin import analysis as A
 from tinybin import experiments as E
+from tinybin import notebook as NB
+from tinybin.notebook import show_md
 
 QUICK = os.environ.get("TINYBIN_QUICK") == "1"
-KEYS = ("pckh", "pckh_matched")
+KEYS = NB.KEYS
 
 
-def show_md(text):
-    """Render markdown in Jupyter, print it elsewhere."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import Markdown, display
-        if get_ipython() is not None:
-            display(Markdown(text))
-            return
-    except ImportError:
-        pass
-    print(text)
-
-
-def results_root(name, seeds):
-    """(folder, description) of experiment `name`'s results: the committed results/ when they
-    exist; in QUICK mode without them, 2-seed smoke runs in a temporary folder (every code path
-    below runs, on numbers that mean nothing); otherwise (None, None): not run yet."""
-    if any(E.load_results(name, RESULTS).values()):
-        return RESULTS, f"results/{name}"
-    if QUICK:
-        tmp = tempfile.mkdtemp(prefix="tinybin-nb-")
-        atexit.register(shutil.rmtree, tmp, True)
-        E.run(name, seeds=2, root=tmp, quick=True, progress=False, jobs=1)
-        return tmp, "QUICK smoke runs (a few steps at 32x32: the numbers mean nothing)"
-    show_md(f"**{name}: not run yet.** Run `python -m tinybin.experiments run {name} --seeds {seeds} --jobs 2`, "
-            "then re-run this notebook.")
-    return None, None
-
-
-def plot_paired(name, root, title):
-    """Paired difference row - reference (mean and 95% CI over seeds) at pckh and pckh_matched,
-    with the paper's difference (x) beside it."""
-    summ = E.summarize(name, root)
-    exp = E.get(name)
-    ref_paper = exp.row(exp.reference).paper
-    rows = [s for s in summ if s["row"] != exp.reference]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.5 * len(rows) + 2), sharey=True)
-    for ax, key in zip(axes, KEYS):
-        for y, s in enumerate(rows):
-            d = s["diff"].get(key) or {}
-            if d.get("n"):
-                err = None if d["half"] is None else d["half"]
-                ax.errorbar(d["mean"], y, xerr=err, fmt="o", color="tab:blue", capsize=3,
-                            label="ours: mean, 95% CI" if y == 0 else None)
-            if s["paper"] is not None and ref_paper is not None:
-                ax.plot(s["paper"] - ref_paper, y, "x", color="tab:red", label="paper (MPII)" if y == 0 else None)
-        ax.axvline(0, color="k", lw=0.8)
-        ax.set_yticks(range(len(rows)))
-        ax.set_yticklabels([s["label"] for s in rows], fontsize=8)
-        ax.set_xlabel(f"{key}: row - reference (points)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
-    fig.suptitle(f"{title} (reference: {exp.row(exp.reference).label})", fontsize=10)
-    plt.tight_layout()
-    plt.show()
-    return summ
-
-
-def verdicts(name, root, claims):
-    """Markdown table: each claim (row, paper's sign of row - reference, text) with the paper's
-    difference, ours at pckh and pckh_matched (mean [95% CI] (pairs)) and the verdict from the CI."""
-    summ = {s["row"]: s for s in E.summarize(name, root)}
-    exp = E.get(name)
-    ref_paper = exp.row(exp.reference).paper
-    lines = ["| claim (paper) | paper Δ | ours Δ pckh | verdict | ours Δ pckh_matched | verdict |",
-             "|---|---|---|---|---|---|"]
-    out = []
-    for row, direction, text in claims:
-        s = summ[row]
-        pd = "–" if s["paper"] is None or ref_paper is None else f"{s['paper'] - ref_paper:+.1f}"
-        cells = [text, pd]
-        for key in KEYS:
-            d = s["diff"].get(key)
-            v = A.claim_verdict(d, direction)
-            cells += [E._fmt_diff(d), v]
-            out.append((row, key, v))
-        lines.append("| " + " | ".join(cells) + " |")
-    show_md("\n".join(lines))
-    return out
-
+# Finding results (or QUICK smoke runs), the paired-difference figure and the verdict table are
+# shared by the ablation notebooks: tinybin/notebook.py.
+results_root = functools.partial(NB.results_root, results=RESULTS, quick=QUICK)
+plot_paired, verdicts = NB.plot_paired, NB.verdict_table
 from tinybin.train import TrainConfig, Trainer
+
 
 SEEDS = 5
 LIVE_STEPS = 3 if QUICK else 300
@@ -245,7 +170,7 @@ if root11 is not None:
         b = {x["seed"]: x["metrics"][key] for x in r["stacks2"]}
         d = E.paired_difference(a, b)
         print(f"{key}: 3 stacks - 2 stacks {E._fmt_diff(d)}; paper +1.4 (a smaller step than 1 -> 2: "
-              f"saturation): {A.claim_verdict(d, +1)} that a third stack still helps")
+              f"saturation): {E.claim_verdict(d, +1)} that a third stack still helps")
 print(f"speed: the improved HG's forward pass took {100 * speedup:.0f}% less time here (paper: up to 20% faster)")
 last = {k: noise[k]["last"]["autocorr"] for k in kinds}
 print("last-layer autocorrelation: " + ", ".join(f"{k} {v:.2f}" for k, v in last.items())

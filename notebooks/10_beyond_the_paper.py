@@ -77,6 +77,7 @@
 
 # %%
 import atexit
+import functools
 import glob
 import json
 import os
@@ -103,6 +104,8 @@ import tinybin.functional as F
 from tinybin import HourGlass, Tensor, nn, no_grad
 from tinybin import analysis as A
 from tinybin import experiments as E
+from tinybin import notebook as NB
+from tinybin.notebook import show_md
 from tinybin.beyond import OPTIONS, deployment_costs, extra_multiplies, format_costs
 from tinybin.gradcheck import check_grads
 from tinybin.train import TrainConfig, distillation_loss, quantization_state
@@ -119,32 +122,9 @@ N_IMAGES = 4 if QUICK else 16
 print(f"QUICK={QUICK}")
 
 
-def show_md(text):
-    """Render markdown in Jupyter, print it elsewhere."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import Markdown, display
-        if get_ipython() is not None:
-            display(Markdown(text))
-            return
-    except ImportError:
-        pass
-    print(text)
 
 
-def results_root(name, seeds):
-    """(folder, description) of experiment `name`'s results: the committed results/ when they
-    exist; in QUICK mode without them, 2-seed smoke runs in a temporary folder (every code path
-    below runs, on numbers that mean nothing); otherwise (None, None): not run yet."""
-    if any(E.load_results(name, RESULTS).values()):
-        return RESULTS, f"results/{name}"
-    if QUICK:
-        tmp = tempfile.mkdtemp(prefix="tinybin-nb-")
-        atexit.register(shutil.rmtree, tmp, True)
-        E.run(name, seeds=2, root=tmp, quick=True, progress=False, jobs=1)
-        return tmp, "QUICK smoke runs (a few steps at 32x32: the numbers mean nothing)"
-    print(f"not run yet: python -m tinybin.experiments run {name} --seeds {seeds} --jobs 2")
-    return None, None
+results_root = functools.partial(NB.results_root, results=RESULTS, quick=QUICK)
 
 
 # %% [markdown]
