@@ -102,15 +102,33 @@ def test_conv2d_gradcheck_across_blocks_and_pieces(rng, small_blocks, k, stride,
     assert check_grads(lambda x, w, b: (F.conv2d(x, w, b, stride, pad) * proj).sum(), [x, w, b]) < 1e-5
 
 
-def test_conv_results_do_not_depend_on_the_thread_count(rng, threads):
-    x = rng.standard_normal((16, 12, 12, 40)).astype(np.float32)
-    w2 = rng.standard_normal((24, 9 * 40)).astype(np.float32)
-    g2 = rng.standard_normal((16 * 144, 24)).astype(np.float32)
+@pytest.mark.parametrize("n", [16, 3, 1])
+@pytest.mark.parametrize("k,stride,pad", [(3, 1, 1), (3, 2, 1), (1, 1, 0)])
+def test_conv_results_do_not_depend_on_the_thread_count(rng, threads, n, k, stride, pad):
+    # n < NPIECES splits a batch by output rows (a single image uses every thread), else by images
+    x = rng.standard_normal((n, 24, 24, 40)).astype(np.float32)
+    w2 = rng.standard_normal((24, k * k * 40)).astype(np.float32)
+    oh = IM.out_size(24, k, stride, pad)
+    g2 = rng.standard_normal((n * oh * oh, 24)).astype(np.float32)
 
     def run():
-        return (C.conv_forward(x, w2, 3, 3, 1, 1),) + C.conv_backward(x, g2, w2, 3, 3, 1, 1)
-    for a, b in zip(threads(1, run), threads(2, run)):
+        return (C.conv_forward(x, w2, k, k, stride, pad),) + C.conv_backward(x, g2, w2, k, k, stride, pad)
+    one = threads(1, run)
+    for a, b in zip(one, threads(2, run)):
         np.testing.assert_array_equal(a, b)
+    ref = (C.conv_forward_ref(x, w2, k, k, stride, pad),) + C.conv_backward_ref(x, g2, w2, k, k, stride, pad)
+    for a, b in zip(one, ref):
+        np.testing.assert_allclose(a, b.reshape(a.shape), rtol=1e-4, atol=1e-3)
+
+
+def test_a_single_image_conv_runs_in_several_pieces(rng, monkeypatch):
+    seen = []
+    run = pieces.run
+    monkeypatch.setattr(pieces, "run", lambda fn, ps: (seen.append(list(ps)), run(fn, ps))[1])
+    x = rng.standard_normal((1, 64, 64, 32)).astype(np.float32)
+    w2 = rng.standard_normal((16, 9 * 32)).astype(np.float32)
+    C.conv_forward(x, w2, 3, 3, 1, 1)
+    assert len(seen[-1]) == pieces.NPIECES and seen[-1][0][0] == 0 and seen[-1][-1][1] == 64
 
 
 # ---- batch norm ------------------------------------------------------------------------------
