@@ -267,3 +267,32 @@ def test_upsample_nearest_kernels_equal_reference(rng, f):
     xt = Tensor(rng.standard_normal((2, 3, 3, 2)), requires_grad=True)
     proj = rng.standard_normal((2, 3 * f, 3 * f, 2))
     assert check_grads(lambda x: (F.upsample(x, f, "nearest") * proj).sum(), [xt]) < 1e-5
+
+
+# ---- adds, ReLU and concatenation in pieces ----------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_add_relu_concat_kernels_equal_numpy_bit_for_bit(rng, dtype, threads, monkeypatch):
+    monkeypatch.setattr(pieces, "MIN_WORK", 1)              # several pieces even for small arrays
+    a = rng.standard_normal((3, 9, 7, 5)).astype(dtype)
+    b = rng.standard_normal((3, 9, 7, 5)).astype(dtype)
+    c = rng.standard_normal((3, 9, 7, 2)).astype(dtype)
+    a.reshape(-1)[:4] = [0.0, -0.0, np.nan, -np.inf]       # zeros of both signs, NaN, infinity
+    g = rng.standard_normal(a.shape).astype(dtype)
+    for n in (1, 2):
+        np.testing.assert_array_equal(threads(n, lambda: EW.add(a, b)), a + b)
+        r = threads(n, lambda: EW.relu(a))
+        np.testing.assert_array_equal(r, EW.relu_ref(a))
+        assert not np.signbit(r).any()                      # max(-0.0, 0) is +0.0
+        np.testing.assert_array_equal(threads(n, lambda: EW.relu_backward(g, a)), EW.relu_backward_ref(g, a))
+        np.testing.assert_array_equal(threads(n, lambda: EW.concat_last([a, c, b])),
+                                      np.concatenate([a, c, b], axis=-1))
+    np.testing.assert_array_equal(EW.relu_ref(a[a == a]), np.maximum(a[a == a], 0))  # the same maxima
+    np.testing.assert_array_equal(EW.add(a, b[0, 0, 0]), a + b[0, 0, 0])   # broadcasting: NumPy
+
+
+def test_relu_gradcheck(rng):
+    x = Tensor(rng.standard_normal((2, 5, 5, 3)) + 0.05, requires_grad=True)
+    x.data[np.abs(x.data) < 1e-3] = 0.5                     # away from the kink
+    proj = rng.standard_normal(x.shape)
+    assert check_grads(lambda x: (F.relu(x) * proj).sum(), [x]) < 1e-6
