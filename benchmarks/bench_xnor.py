@@ -152,8 +152,10 @@ def _tinybin_worker(nthreads: int) -> None:
 class Worker:
     """A timing worker process (tinybin under another Numba target, or PyTorch)."""
 
-    def __init__(self, argv: list[str], env_extra: dict):
+    def __init__(self, argv: list[str], env_extra: dict, drop=()):
         env = dict(os.environ, **env_extra)
+        for k in drop:
+            env.pop(k, None)
         self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                   env=env, bufsize=1)
 
@@ -184,7 +186,8 @@ def torch_worker(python: str, nthreads: int, isa: str | None) -> Worker:
     env = {"OMP_NUM_THREADS": str(nthreads)}
     if isa:
         env["ONEDNN_MAX_CPU_ISA"] = isa
-    return Worker([python, "-c", TORCH_WORKER, str(nthreads)], env)
+    # PyTorch runs with its own OpenMP defaults, not the GOMP_SPINCOUNT tinybin's import sets
+    return Worker([python, "-c", TORCH_WORKER, str(nthreads)], env, drop=threads.SET_ENV)
 
 
 def tinybin_worker(nthreads: int, env: dict) -> Worker:

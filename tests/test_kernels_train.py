@@ -102,15 +102,33 @@ def test_conv2d_gradcheck_across_blocks_and_pieces(rng, small_blocks, k, stride,
     assert check_grads(lambda x, w, b: (F.conv2d(x, w, b, stride, pad) * proj).sum(), [x, w, b]) < 1e-5
 
 
-def test_conv_results_do_not_depend_on_the_thread_count(rng, threads):
-    x = rng.standard_normal((16, 12, 12, 40)).astype(np.float32)
-    w2 = rng.standard_normal((24, 9 * 40)).astype(np.float32)
-    g2 = rng.standard_normal((16 * 144, 24)).astype(np.float32)
+@pytest.mark.parametrize("n", [16, 3, 1])
+@pytest.mark.parametrize("k,stride,pad", [(3, 1, 1), (3, 2, 1), (1, 1, 0)])
+def test_conv_results_do_not_depend_on_the_thread_count(rng, threads, n, k, stride, pad):
+    # n < NPIECES splits a batch by output rows (a single image uses every thread), else by images
+    x = rng.standard_normal((n, 24, 24, 40)).astype(np.float32)
+    w2 = rng.standard_normal((24, k * k * 40)).astype(np.float32)
+    oh = IM.out_size(24, k, stride, pad)
+    g2 = rng.standard_normal((n * oh * oh, 24)).astype(np.float32)
 
     def run():
-        return (C.conv_forward(x, w2, 3, 3, 1, 1),) + C.conv_backward(x, g2, w2, 3, 3, 1, 1)
-    for a, b in zip(threads(1, run), threads(2, run)):
+        return (C.conv_forward(x, w2, k, k, stride, pad),) + C.conv_backward(x, g2, w2, k, k, stride, pad)
+    one = threads(1, run)
+    for a, b in zip(one, threads(2, run)):
         np.testing.assert_array_equal(a, b)
+    ref = (C.conv_forward_ref(x, w2, k, k, stride, pad),) + C.conv_backward_ref(x, g2, w2, k, k, stride, pad)
+    for a, b in zip(one, ref):
+        np.testing.assert_allclose(a, b.reshape(a.shape), rtol=1e-4, atol=1e-3)
+
+
+def test_a_single_image_conv_runs_in_several_pieces(rng, monkeypatch):
+    seen = []
+    run = pieces.run
+    monkeypatch.setattr(pieces, "run", lambda fn, ps: (seen.append(list(ps)), run(fn, ps))[1])
+    x = rng.standard_normal((1, 64, 64, 32)).astype(np.float32)
+    w2 = rng.standard_normal((16, 9 * 32)).astype(np.float32)
+    C.conv_forward(x, w2, 3, 3, 1, 1)
+    assert len(seen[-1]) == pieces.NPIECES and seen[-1][0][0] == 0 and seen[-1][-1][1] == 64
 
 
 # ---- batch norm ------------------------------------------------------------------------------
@@ -249,3 +267,32 @@ def test_upsample_nearest_kernels_equal_reference(rng, f):
     xt = Tensor(rng.standard_normal((2, 3, 3, 2)), requires_grad=True)
     proj = rng.standard_normal((2, 3 * f, 3 * f, 2))
     assert check_grads(lambda x: (F.upsample(x, f, "nearest") * proj).sum(), [xt]) < 1e-5
+
+
+# ---- adds, ReLU and concatenation in pieces ----------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_add_relu_concat_kernels_equal_numpy_bit_for_bit(rng, dtype, threads, monkeypatch):
+    monkeypatch.setattr(pieces, "MIN_WORK", 1)              # several pieces even for small arrays
+    a = rng.standard_normal((3, 9, 7, 5)).astype(dtype)
+    b = rng.standard_normal((3, 9, 7, 5)).astype(dtype)
+    c = rng.standard_normal((3, 9, 7, 2)).astype(dtype)
+    a.reshape(-1)[:4] = [0.0, -0.0, np.nan, -np.inf]       # zeros of both signs, NaN, infinity
+    g = rng.standard_normal(a.shape).astype(dtype)
+    for n in (1, 2):
+        np.testing.assert_array_equal(threads(n, lambda: EW.add(a, b)), a + b)
+        r = threads(n, lambda: EW.relu(a))
+        np.testing.assert_array_equal(r, EW.relu_ref(a))
+        assert not np.signbit(r).any()                      # max(-0.0, 0) is +0.0
+        np.testing.assert_array_equal(threads(n, lambda: EW.relu_backward(g, a)), EW.relu_backward_ref(g, a))
+        np.testing.assert_array_equal(threads(n, lambda: EW.concat_last([a, c, b])),
+                                      np.concatenate([a, c, b], axis=-1))
+    np.testing.assert_array_equal(EW.relu_ref(a[a == a]), np.maximum(a[a == a], 0))  # the same maxima
+    np.testing.assert_array_equal(EW.add(a, b[0, 0, 0]), a + b[0, 0, 0])   # broadcasting: NumPy
+
+
+def test_relu_gradcheck(rng):
+    x = Tensor(rng.standard_normal((2, 5, 5, 3)) + 0.05, requires_grad=True)
+    x.data[np.abs(x.data) < 1e-3] = 0.5                     # away from the kink
+    proj = rng.standard_normal(x.shape)
+    assert check_grads(lambda x: (F.relu(x) * proj).sum(), [x]) < 1e-6

@@ -27,6 +27,12 @@ The policy, applied when ``tinybin`` is imported (``apply_defaults``):
 - Packed inference (``tinybin.packed``) gives the cores to Numba's pool alone: BLAS runs one
   thread inside it (``numba_only``). Its only GEMMs are the small float stem and head, and an
   idle BLAS thread that spins after them stalls every parallel XNOR kernel that follows.
+- Numba's OpenMP workers stop spinning soon after a parallel region (``GOMP_SPINCOUNT``, default
+  here 1000 instead of libgomp's 300000; set it in the environment to override; read once, when
+  Numba first loads its OpenMP pool). A spinning OpenMP worker holds the core that the pieces'
+  threads (``kernels/pieces.py``) need for the next op: measured on the 2-core machine, whole
+  paper-scale packed network at batch 1, 2 threads, interleaved rounds: 50.5 ms with libgomp's
+  default against 22.4 ms with 1000 (27 ms with the float ops on one thread).
 """
 from __future__ import annotations
 
@@ -35,7 +41,12 @@ import ctypes
 import glob
 import os
 
-import numpy as np
+# before Numba loads libgomp (see the docstring); SET_ENV lists what tinybin added to the
+# environment, so a benchmark can start a reference framework's process without it
+SET_ENV = () if "GOMP_SPINCOUNT" in os.environ else ("GOMP_SPINCOUNT",)
+os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+
+import numpy as np  # noqa: E402
 
 __all__ = ["set_num_threads", "get_num_threads", "set_blas_threads", "limit", "numba_only",
            "serial_if_small", "SMALL_WORK", "apply_defaults"]

@@ -15,10 +15,13 @@ Optimizations (fast path):
   each block of dx columns scattered back into dx while in cache (`_col2im_add_rows`);
 * the per-channel `scale` (alpha of a binary conv) and the bias are applied to each output block
   while it is in cache;
-* the batch is cut into `pieces.NPIECES` groups of whole images, run on the tinybin thread pool.
-  Images do not share input pixels, so each piece's dx is written by one thread only, and the
-  weight gradient is the sum of the per-piece partial sums in piece order: the results never
-  depend on the number of threads.
+* the output rows (n, oy) are cut into fixed pieces (`_row_pieces`), run on the tinybin thread
+  pool: groups of whole images when the batch has at least `pieces.NPIECES` images, otherwise
+  ranges of output rows, so a batch of one image uses every thread too. Every output element is
+  one GEMM row, whatever piece holds it; the weight gradient is the sum of the per-piece partial
+  sums in piece order, and the piece boundaries depend on the shapes only: the results never
+  depend on the number of threads. The col2im route of dx scatters into input rows that
+  neighbouring output rows share, so it always splits by whole images (one writer per pixel).
 * 1x1 convolutions with stride 1 and no padding skip im2col (the GEMM reads x directly).
 """
 from __future__ import annotations
@@ -41,6 +44,14 @@ def _pointwise(kh, kw, stride, padding) -> bool:
 def _transposable(kh, kw, stride, padding) -> bool:
     """Stride 1, square kernel, padding <= k - 1: dx is a plain convolution of dout."""
     return stride == 1 and kh == kw and padding <= kh - 1
+
+
+def _row_pieces(N: int, OH: int, work: int, whole_images: bool = False) -> list[tuple[int, int]]:
+    """Fixed pieces [a, b) of the N*OH output rows (n, oy): whole images when N >= NPIECES (or
+    `whole_images`), else row ranges. A function of the shapes only."""
+    if whole_images or N >= _pieces.NPIECES:
+        return [(n0 * OH, n1 * OH) for n0, n1 in _pieces.split(N, work=work)]
+    return _pieces.split(N * OH, work=work)
 
 
 # ---- NumPy reference --------------------------------------------------------------------------
@@ -82,11 +93,11 @@ def conv_forward(x: np.ndarray, w2: np.ndarray, kh: int, kw: int, stride: int = 
     x2 = xc.reshape(-1, C) if pw else None
     per = max(1, _im.BLOCK_ROWS // OW)                          # output rows (n, oy) per block
 
-    def piece(images):
-        n0, n1 = images
-        buf = None if pw else np.empty((min(per, (n1 - n0) * OH) * OW, K), dtype=x.dtype)
-        for a in range(n0 * OH, n1 * OH, per):
-            b = min(a + per, n1 * OH)
+    def piece(rows):
+        r0, r1 = rows
+        buf = None if pw else np.empty((min(per, r1 - r0) * OW, K), dtype=x.dtype)
+        for a in range(r0, r1, per):
+            b = min(a + per, r1)
             blk = out[a * OW:b * OW]
             if pw:
                 np.matmul(x2[a * OW:b * OW], w2t, out=blk)
@@ -98,7 +109,7 @@ def conv_forward(x: np.ndarray, w2: np.ndarray, kh: int, kw: int, stride: int = 
                 blk *= scale
             if bias is not None:
                 blk += bias
-    _pieces.run(piece, _pieces.split(N, work=N * OH * OW * K))
+    _pieces.run(piece, _row_pieces(N, OH, N * OH * OW * K))
     return out
 
 
@@ -126,29 +137,29 @@ def conv_backward(x: np.ndarray, g2: np.ndarray, w2: np.ndarray, kh: int, kw: in
     dx2 = dx.reshape(-1, C) if (need_dx and pw) else None
     per = max(1, _im.BLOCK_ROWS // OW)
 
-    def piece(images):
-        n0, n1 = images
-        dw = (np.empty if n1 > n0 else np.zeros)((Cout, K), dtype=dt) if need_dw else None
+    def piece(rows):
+        r0, r1 = rows
+        dw = (np.empty if r1 > r0 else np.zeros)((Cout, K), dtype=dt) if need_dw else None
         if pw:
-            a, b = n0 * OH * OW, n1 * OH * OW
+            a, b = r0 * OW, r1 * OW
             if need_dw:
                 np.matmul(g2[a:b].T, x2[a:b], out=dw)
             if need_dx:
                 np.matmul(g2[a:b], w2, out=dx2[a:b])
             return dw
         if need_dx:
-            dx[n0:n1] = 0
-        rows = min(per, (n1 - n0) * OH) * OW
+            dx[r0 // OH:r1 // OH] = 0                           # whole images (col2im route)
+        rows = min(per, r1 - r0) * OW
         buf = np.empty((rows, K), dtype=x.dtype) if need_dw else None
         dbuf = np.empty((rows, K), dtype=dt) if need_dx else None
         tmp = None
-        for a in range(n0 * OH, n1 * OH, per):
-            b = min(a + per, n1 * OH)
+        for a in range(r0, r1, per):
+            b = min(a + per, r1)
             g = g2[a * OW:b * OW]
             if need_dw:
                 cols = buf[:(b - a) * OW]
                 _im._im2col_rows(xc, kh, kw, stride, padding, OH, OW, a, b, cols)
-                if a == n0 * OH:
+                if a == r0:
                     np.matmul(g.T, cols, out=dw)
                 else:
                     tmp = np.empty_like(dw) if tmp is None else tmp
@@ -159,7 +170,7 @@ def conv_backward(x: np.ndarray, g2: np.ndarray, w2: np.ndarray, kh: int, kw: in
                 np.matmul(g, w2, out=dcols)
                 _im._col2im_add_rows(dcols, kh, kw, stride, padding, OH, OW, a, b, dx)
         return dw
-    parts = _pieces.run(piece, _pieces.split(N, work=N * OH * OW * K))
+    parts = _pieces.run(piece, _row_pieces(N, OH, N * OH * OW * K, whole_images=need_dx and not pw))
     dw2 = None
     if need_dw:
         dw2 = parts[0]
