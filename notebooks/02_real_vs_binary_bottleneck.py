@@ -86,6 +86,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 import tinybin as tb
 from tinybin import HourGlass, Tensor
 from tinybin import experiments as E
+from tinybin.notebook import show_md
 from tinybin import metrics
 from tinybin.train import TrainConfig, compute_loss
 
@@ -97,19 +98,6 @@ N_DEMO = 64 if QUICK else 400  # samples of the tolerance demonstration
 BATCH = 4 if QUICK else 16     # batch of the gradient measurement
 NET = dict(width=16, depth=2, resolution=32) if QUICK else {}   # HourGlass.downscaled defaults: F=64, D=3, R=64
 print(f"QUICK={QUICK}")
-
-
-def show_md(text):
-    """Render markdown in Jupyter, print it elsewhere."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import Markdown, display
-        if get_ipython() is not None:
-            display(Markdown(text))
-            return
-    except ImportError:
-        pass
-    print(text)
 
 
 _TMP = []

@@ -59,6 +59,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 import tinybin as tb
 from tinybin import HourGlass, Tensor, no_grad
 from tinybin import experiments as E
+from tinybin.notebook import show_md
 from tinybin.models import PAPER_ROWS
 from tinybin.nn import PreActConv
 from tinybin.train import TrainConfig, Trainer
@@ -77,19 +78,6 @@ GRID = 8                                # Fig. 5: GRID x GRID filters of one lay
 N_CHANNELS_SHOWN = 6                    # Fig. 6: channels drawn
 SEED = 0
 print(f"QUICK={QUICK}: live networks {LIVE_STEPS} steps x batch {BATCH} at {RESOLUTION}x{RESOLUTION}")
-
-
-def show_md(text):
-    """Render markdown in Jupyter, print it elsewhere."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import Markdown, display
-        if get_ipython() is not None:
-            display(Markdown(text))
-            return
-    except ImportError:
-        pass
-    print(text)
 
 
 _TMP = []

@@ -53,6 +53,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 import tinybin as tb
 from tinybin import HourGlass
 from tinybin import experiments as E
+from tinybin.notebook import show_md
 from tinybin import heatmaps as hm
 from tinybin import metrics, viz
 from tinybin.data import SyntheticFace, balanced_yaw_subset
@@ -72,19 +73,6 @@ CKPT = os.path.join(RUNS, "face_hpm_binary", "checkpoint.npz")
 ALPHA = E.FACE_ALPHA                                     # 0.07: the paper's CED range on AFLW2000-3D
 SEED = 0
 print(f"QUICK={QUICK}: demonstrations at {RESOLUTION}x{RESOLUTION}; live network {LIVE_STEPS} steps")
-
-
-def show_md(text):
-    """Render markdown in Jupyter, print it elsewhere."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import Markdown, display
-        if get_ipython() is not None:
-            display(Markdown(text))
-            return
-    except ImportError:
-        pass
-    print(text)
 
 
 # %% [markdown]

@@ -50,6 +50,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 import tinybin as tb
 from tinybin import HourGlass
 from tinybin import experiments as E
+from tinybin.notebook import show_md
 from tinybin import metrics, viz
 from tinybin.data import SyntheticFace, SyntheticFaceParts
 from tinybin.skeletons import FACE_PART_POLYGONS, FACE_PARTS
@@ -67,19 +68,6 @@ NET = dict(width=16, depth=2, resolution=32) if QUICK else {}
 SEED = 0
 ROWS = E.get("table12").rows
 print(f"QUICK={QUICK}: live networks {LIVE_STEPS} steps at {RESOLUTION}x{RESOLUTION}")
-
-
-def show_md(text):
-    """Render markdown in Jupyter, print it elsewhere."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import Markdown, display
-        if get_ipython() is not None:
-            display(Markdown(text))
-            return
-    except ImportError:
-        pass
-    print(text)
 
 
 # %% [markdown]
