@@ -16,7 +16,6 @@ per-process start-up, so by Amdahl's law no split of them over two processes get
 With `--steps 100` the work dominates and the ratio shows what --jobs buys on real runs.
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -25,21 +24,9 @@ import time
 
 import numpy as np
 
+from tinybin.experiments import result_files
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TIMING = ("train_time_s", "step_time_s", "forward_ms")
-
-
-def files(root):
-    out = {}
-    for dirpath, _, names in os.walk(root):
-        for n in names:
-            if n.endswith(".json"):
-                with open(os.path.join(dirpath, n)) as fh:
-                    r = json.load(fh)
-                for k in TIMING:
-                    r.pop(k, None)
-                out[n] = r
-    return out
 
 
 def once(experiment, jobs, steps, tmp):
@@ -66,8 +53,8 @@ def main(argv=None):
             order = (1, 2) if k % 2 == 0 else (2, 1)
             for j in order:
                 t[j] = once(a.experiment, j, a.steps, d1 if j == 1 else d2)
-            same = files(d1) == files(d2)
-            n = len(files(d1))
+            same = result_files(d1) == result_files(d2)
+            n = len(result_files(d1))
         ratios.append(t[2] / t[1])
         print(f"round {k}: jobs1 {t[1]:.2f} s, jobs2 {t[2]:.2f} s, ratio {ratios[-1]:.2f}, "
               f"{n} files, identical: {same}", flush=True)

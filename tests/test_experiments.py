@@ -220,7 +220,7 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "train_step", real_step)
     resumed = X.run_one(exp, row, 0, root=str(tmp_path / "b"), quick=True, progress=False, overrides=over)
     assert not os.path.exists(partial)
-    timing = {"train_time_s", "step_time_s", "forward_ms"}
+    timing = X.TIMING_FIELDS
     assert {k: v for k, v in resumed.items() if k not in timing} == {k: v for k, v in whole.items() if k not in timing}
 
 

@@ -1,5 +1,4 @@
 """Parallel experiment runner (worker processes, Dask), warm-up schedule and flip-tested evaluation."""
-import json
 import os
 
 import numpy as np
@@ -7,48 +6,34 @@ import pytest
 
 from tinybin import experiments as X
 
-TIMING = ("train_time_s", "step_time_s", "forward_ms")
-
-
-def _files(root):
-    out = {}
-    for dirpath, _, names in os.walk(root):
-        for n in names:
-            if n.endswith(".json"):
-                with open(os.path.join(dirpath, n)) as fh:
-                    r = json.load(fh)
-                for k in TIMING:
-                    r.pop(k)
-                out[os.path.relpath(os.path.join(dirpath, n), root)] = r
-    return out
 
 
 @pytest.fixture(scope="module")
 def serial_results(tmp_path_factory):
     root = tmp_path_factory.mktemp("serial")
     X.run("table1", seeds=2, root=str(root), quick=True, progress=False, jobs=1)
-    return _files(root)
+    return X.result_files(root)
 
 
 def test_worker_processes_write_the_same_files_as_one_process(serial_results, tmp_path):
     out = X.run("table1", seeds=2, root=str(tmp_path), quick=True, progress=False, jobs=2)
     assert [(r["row"], r["seed"]) for r in out] == [("bottleneck_real", 0), ("bottleneck_binary", 0),
                                                     ("bottleneck_real", 1), ("bottleneck_binary", 1)]
-    got = _files(tmp_path)
+    got = X.result_files(tmp_path)
     assert len(got) == 4 and got == serial_results
     # resumable: a finished file is read back, not recomputed
     os.remove(X.result_path("table1", "bottleneck_binary", 1, str(tmp_path)))
     before = os.path.getmtime(X.result_path("table1", "bottleneck_real", 0, str(tmp_path)))
     X.run("table1", seeds=2, root=str(tmp_path), quick=True, progress=False, jobs=2)
     assert os.path.getmtime(X.result_path("table1", "bottleneck_real", 0, str(tmp_path))) == before
-    assert _files(tmp_path) == serial_results
+    assert X.result_files(tmp_path) == serial_results
 
 
 def test_dask_cluster_returns_the_same_files(serial_results, tmp_path):
     distributed = pytest.importorskip("distributed", reason="dask.distributed not installed (extra 'cluster')")
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as c:
         X.run("table1", seeds=2, root=str(tmp_path), quick=True, progress=False, scheduler=c.scheduler_address)
-    assert _files(tmp_path) == serial_results
+    assert X.result_files(tmp_path) == serial_results
 
 
 def test_single_thread_env_is_restored(monkeypatch):

@@ -631,6 +631,26 @@ class _FirstStacks:
 _LEAF_LIST = re.compile(r"\[[\s\d.,eE+\-nulNaIfity]*\]")
 
 
+# Fields of a result that differ between two runs of the same job (wall-clock measurements).
+TIMING_FIELDS = ("train_time_s", "step_time_s", "forward_ms")
+
+
+def result_files(root: str) -> dict[str, dict]:
+    """{path relative to `root`: result dict without `TIMING_FIELDS`} for every result file under
+    `root` (runs in progress, under hidden folders such as `.partial/`, are skipped): what must be
+    identical whichever way the jobs ran (one process, worker processes, a Dask cluster)."""
+    out = {}
+    for dirpath, dirnames, names in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for n in sorted(names):
+            if n.endswith(".json") and "__seed" in n:
+                path = os.path.join(dirpath, n)
+                with open(path) as fh:
+                    r = json.load(fh)
+                out[os.path.relpath(path, root)] = {k: v for k, v in r.items() if k not in TIMING_FIELDS}
+    return out
+
+
 def write_result(path: str, obj: dict) -> None:
     """Atomic JSON write with lists of numbers on one line each (distances stay compact)."""
     from .serialization import _atomic_write
