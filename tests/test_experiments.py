@@ -114,7 +114,7 @@ def test_synthetic_head_fraction_constant_matches_generator():
 
 def test_calibration_grid_and_recipe_precedence(tmp_path):
     cal = X.get("calibration")
-    assert len(cal.rows) <= 16 and len({r.name for r in cal.rows}) == len(cal.rows)
+    assert len(cal.rows) == 19 and len({r.name for r in cal.rows}) == len(cal.rows)
     s = X.train_settings(cal, cal.row("hpm_real_lr5e-3_warmup"), overrides={"steps": 1000})
     assert s["lr"] == 5e-3 and s["lr_end"] == pytest.approx(1e-3) and s["warmup_steps"] == 100  # 10% of steps
     path = tmp_path / "recipe.json"
