@@ -387,3 +387,26 @@ def test_fused_network_equals_unfused_bit_for_bit(binary, threads, monkeypatch):
         assert len(got) == len(ref)
         for a, b in zip(got, ref):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rmsprop_kernel_equals_numpy_form_bit_for_bit(dtype, monkeypatch):
+    import tinybin.optim as O
+    from tinybin.nn import Parameter
+    r = np.random.default_rng(5)
+    w0 = [r.standard_normal(s).astype(dtype) for s in ((7, 3, 3, 5), (11,), (4, 1, 1, 9))]
+    grads = [[(r.standard_normal(w.shape) * 10.0 ** r.integers(-6, 2)).astype(dtype) for w in w0]
+             for _ in range(4)]
+    runs = []
+    for kernel in (True, False):
+        monkeypatch.setattr(O, "USE_KERNEL", kernel)
+        ps = [Parameter(w.copy()) for w in w0]
+        opt = O.RMSprop(ps, lr=2.5e-3)
+        for gs in grads:
+            for p, g in zip(ps, gs):
+                p.grad = g
+            opt.step()
+        runs.append([p.data for p in ps] + [st["v"] for st in opt.state])
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(runs[0][0], w0[0])
