@@ -71,6 +71,13 @@ class _Frozen:
         return F.add(base, F.conv2d(x, F.sub(w, Tensor(w0)), None, stride, padding))
 
 
+@pytest.fixture(autouse=True)
+def _separate_bn_and_activation(monkeypatch):
+    """The surrogates below replace F.sign_ste / F.relu: run the units' BN and activation as
+    separate ops (the fused op is bit-identical to them, tests/test_kernels_train.py)."""
+    monkeypatch.setattr(nn, "FUSED_BN_ACT", False)
+
+
 @contextlib.contextmanager
 def _surrogates(frozen: _Frozen):
     names = ("sign_ste", "binary_conv2d", "relu", "max_pool2d")  # nn's layers look these up per call

@@ -296,3 +296,117 @@ def test_relu_gradcheck(rng):
     x.data[np.abs(x.data) < 1e-3] = 0.5                     # away from the kink
     proj = rng.standard_normal(x.shape)
     assert check_grads(lambda x: (F.relu(x) * proj).sum(), [x]) < 1e-6
+
+
+# ---- batch norm fused with sign / ReLU -------------------------------------------------------------
+
+@pytest.mark.parametrize("act", ["sign", "relu"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_bn_act_kernels_equal_reference_bit_for_bit(rng, act, dtype, threads, monkeypatch):
+    monkeypatch.setattr(pieces, "MIN_WORK", 1)                     # several pieces of partial sums
+    x = (rng.standard_normal((999, 7)) * 2 + 0.5).astype(dtype)
+    x[:, 3] = 0.25                                                 # constant channel: h == beta exactly
+    x[::5, 4] = 0.0
+    g = rng.standard_normal(x.shape).astype(dtype)
+    gamma = rng.standard_normal(7).astype(dtype)
+    beta = rng.standard_normal(7).astype(dtype)
+    beta[3] = 0.0                                                  # h = 0 exactly: sign +1, ReLU 0
+    mu, var = BN.stats(x)
+    inv_std = 1 / np.sqrt(var + 1e-5)
+    h = BN.normalize(x, mu, inv_std, gamma, beta)
+    assert (h[:, 3] == 0).all() and (np.abs(h) <= 1).any() and (np.abs(h) > 1).any()
+    unfused_y = EW.sign(h) if act == "sign" else EW.relu(h)
+    gm = EW.ste_backward(g, h) if act == "sign" else EW.relu_backward(g, h)
+    unfused_b = BN.backward(gm, x, mu, inv_std, gamma)
+    ref_b = BN.act_backward_ref(g, x, mu, inv_std, gamma, beta, act)
+    for n in (1, 2):
+        y = threads(n, lambda: BN.normalize_act(x, mu, inv_std, gamma, beta, act))
+        np.testing.assert_array_equal(y, BN.normalize_act_ref(x, mu, inv_std, gamma, beta, act))
+        np.testing.assert_array_equal(y, unfused_y)
+        fused_b = threads(n, lambda: BN.act_backward(g, x, mu, inv_std, gamma, beta, act))
+        for a, b, r in zip(fused_b, unfused_b, ref_b):
+            np.testing.assert_array_equal(a, b)                    # the unfused kernels, bit for bit
+            np.testing.assert_allclose(a, r, rtol=1e-4 if dtype == np.float32 else 1e-10, atol=1e-5)
+    with pytest.raises(ValueError, match="act must be"):
+        BN.normalize_act(x, mu, inv_std, gamma, beta, "tanh")
+
+
+def test_fused_bn_relu_gradcheck(rng, monkeypatch):
+    monkeypatch.setattr(pieces, "MIN_WORK", 1)
+    x = Tensor(rng.standard_normal((4, 5, 3, 6)) * 2 + 1, requires_grad=True)
+    gam = Tensor(rng.standard_normal(6), requires_grad=True)
+    bet = Tensor(rng.standard_normal(6), requires_grad=True)
+    proj = rng.standard_normal(x.shape)
+    assert check_grads(lambda x, g, b: (F.batch_norm_act(x, g, b, act="relu") * proj).sum(),
+                       [x, gam, bet]) < 1e-5
+
+
+def test_fused_bn_sign_gradient_is_the_ste_through_batchnorm(rng, monkeypatch):
+    # sign's forward is flat (finite differences see 0): the fused backward must equal the clipped
+    # STE mask followed by the finite-difference-checked BatchNorm backward, here in float64
+    monkeypatch.setattr(pieces, "MIN_WORK", 1)
+    x0 = rng.standard_normal((4, 5, 3, 6)) * 2 + 1
+    gam0, bet0 = rng.standard_normal(6) * 0.8, rng.standard_normal(6) * 0.5
+    proj = rng.standard_normal(x0.shape)
+    grads = []
+    for fused in (True, False):
+        x, gam, bet = (Tensor(a.copy(), requires_grad=True) for a in (x0, gam0, bet0))
+        y = (F.batch_norm_act(x, gam, bet, act="sign") if fused
+             else F.sign_ste(F.batch_norm(x, gam, bet, None, None, True)))
+        (y * proj).sum().backward()
+        grads.append((y.data, x.grad, gam.grad, bet.grad))
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)
+    assert np.abs(grads[0][1]).max() > 0
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_fused_network_equals_unfused_bit_for_bit(binary, threads, monkeypatch):
+    import tinybin as tb
+    import tinybin.nn as NN
+    r = np.random.default_rng(0)
+    x = r.random((4, 64, 64, 3)).astype(np.float32)
+    t = (r.random((4, 16, 16, 16)) > 0.95).astype(np.float32)
+
+    def step(fused, n):
+        monkeypatch.setattr(NN, "FUSED_BN_ACT", fused)
+        net = tb.HourGlass.downscaled(block="hpm", binary=binary, seed=0, resolution=64, depth=3)
+        opt = tb.optim.RMSprop(net.parameters(), lr=1e-3)
+        outs = []
+        for _ in range(2):
+            opt.zero_grad()
+            y = net(Tensor(x))
+            tb.losses.sigmoid_bce(y, t).backward()
+            outs.append(y.data.copy())
+            opt.step()
+        return (outs + [p.grad for p in net.parameters()] + [p.data.copy() for p in net.parameters()]
+                + [b.copy() for _, b in net.named_buffers()])
+    ref = threads(1, lambda: step(False, 1))
+    for n in (1, 2):
+        got = threads(n, lambda: step(True, n))
+        assert len(got) == len(ref)
+        for a, b in zip(got, ref):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rmsprop_kernel_equals_numpy_form_bit_for_bit(dtype, monkeypatch):
+    import tinybin.optim as O
+    from tinybin.nn import Parameter
+    r = np.random.default_rng(5)
+    w0 = [r.standard_normal(s).astype(dtype) for s in ((7, 3, 3, 5), (11,), (4, 1, 1, 9))]
+    grads = [[(r.standard_normal(w.shape) * 10.0 ** r.integers(-6, 2)).astype(dtype) for w in w0]
+             for _ in range(4)]
+    runs = []
+    for kernel in (True, False):
+        monkeypatch.setattr(O, "USE_KERNEL", kernel)
+        ps = [Parameter(w.copy()) for w in w0]
+        opt = O.RMSprop(ps, lr=2.5e-3)
+        for gs in grads:
+            for p, g in zip(ps, gs):
+                p.grad = g
+            opt.step()
+        runs.append([p.data for p in ps] + [st["v"] for st in opt.state])
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(runs[0][0], w0[0])

@@ -382,6 +382,21 @@ def bn_fold(gamma: np.ndarray, beta: np.ndarray, mean_: np.ndarray, var: np.ndar
     return scale, shift
 
 
+def _batch_stats(x2, running_mean, running_var, momentum, eps):
+    """(mean, inv_std) float64 of the rows of x2 (one pass, kernels/batchnorm.py); the running
+    statistics, when given, updated in place (unbiased variance, as PyTorch)."""
+    M = x2.shape[0]
+    mu, var = _bn.stats(x2)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    if running_mean is not None:
+        unbiased = var * (M / max(M - 1, 1))
+        running_mean *= 1 - momentum
+        running_mean += (momentum * mu).astype(running_mean.dtype)
+        running_var *= 1 - momentum
+        running_var += (momentum * unbiased).astype(running_var.dtype)
+    return mu, inv_std
+
+
 class BatchNorm(Function):
     @staticmethod
     def forward(ctx, x, gamma, beta, running_mean=None, running_var=None, training=True,
@@ -389,16 +404,8 @@ class BatchNorm(Function):
         C = x.shape[-1]
         x2 = x.reshape(-1, C)
         if training:
-            M = x2.shape[0]
-            mu, var = _bn.stats(x2)                                 # float64, one pass (kernels/batchnorm.py)
-            inv_std = 1.0 / np.sqrt(var + eps)
+            mu, inv_std = _batch_stats(x2, running_mean, running_var, momentum, eps)
             y = _bn.normalize(x2, mu, inv_std, gamma, beta)         # (x - mu) * inv_std * gamma + beta
-            if running_mean is not None:
-                unbiased = var * (M / max(M - 1, 1))
-                running_mean *= 1 - momentum
-                running_mean += (momentum * mu).astype(running_mean.dtype)
-                running_var *= 1 - momentum
-                running_var += (momentum * unbiased).astype(running_var.dtype)
             if _needs_grad(ctx):
                 ctx.save_for_backward(x2, mu, inv_std, gamma)       # xhat is recomputed from x
             ctx.training = True
@@ -443,6 +450,48 @@ def batch_norm(x: Tensor, gamma: Tensor, beta: Tensor, running_mean: np.ndarray 
         raise ValueError("batch_norm in eval mode needs running_mean and running_var")
     return BatchNorm.apply(x, gamma, beta, running_mean=running_mean, running_var=running_var,
                            training=training, momentum=momentum, eps=eps)
+
+
+class BatchNormAct(Function):
+    """Training-mode BatchNorm fused with the activation behind it (kernels/batchnorm.py)."""
+
+    @staticmethod
+    def forward(ctx, x, gamma, beta, running_mean=None, running_var=None, act="sign",
+                momentum=0.1, eps=1e-5):
+        C = x.shape[-1]
+        x2 = x.reshape(-1, C)
+        mu, inv_std = _batch_stats(x2, running_mean, running_var, momentum, eps)
+        y = _bn.normalize_act(x2, mu, inv_std, gamma, beta, act)  # act(h), h never stored
+        if _needs_grad(ctx):
+            ctx.save_for_backward(x2, mu, inv_std, gamma, beta)     # h is recomputed from x
+            ctx.act, ctx.shape = act, x.shape
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        x2, mu, inv_std, gamma, beta = ctx.saved
+        g2 = g.reshape(-1, ctx.shape[-1])
+        dx, dgamma, dbeta = _bn.act_backward(g2, x2, mu, inv_std, gamma, beta, ctx.act)
+        return dx.reshape(ctx.shape), dgamma, dbeta
+
+
+def batch_norm_act(x: Tensor, gamma: Tensor, beta: Tensor, running_mean: np.ndarray | None = None,
+                   running_var: np.ndarray | None = None, act: str = "sign",
+                   momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """`sign_ste(batch_norm(x, ...))` (act="sign") or `relu(batch_norm(x, ...))` (act="relu") in
+    training mode, as one op: the same numbers bit for bit, in two passes over x forward (statistics;
+    normalise + activation) and two backward (reductions; dx), h = BN(x) never stored.
+
+    Forward: act(h), h = (x - mean_b) * inv_std * gamma + beta (batch statistics, running ones
+    updated in place as `batch_norm`). Backward: g masked by 1{|h| <= 1} (sign, the clipped STE)
+    or 1{h > 0} (ReLU), then the BatchNorm backward of `batch_norm`.
+    """
+    C = gamma.shape[0]
+    check_input(x, "batch_norm_act input", channels=C)
+    if act not in _bn.ACTS:
+        raise ValueError(f"batch_norm_act: act must be one of {_bn.ACTS}, got {act!r}")
+    return BatchNormAct.apply(x, gamma, beta, running_mean=running_mean, running_var=running_var,
+                              act=act, momentum=momentum, eps=eps)
 
 
 # ---- pooling, upsampling, concatenation -------------------------------------------------------

@@ -153,3 +153,142 @@ def backward(g2: np.ndarray, x2: np.ndarray, mean: np.ndarray, inv_std: np.ndarr
     dx = np.empty_like(x2)
     _pieces.run(lambda r: _dx_rows(g2, x2, r[0], r[1], a_, b_, c_, dx), _pieces.split(M, work=x2.size))
     return dx, dgamma.astype(dt), dbeta.astype(dt)
+
+
+# ---- batch norm fused with the activation behind it (sign or ReLU) --------------------------------
+# Every pre-activation unit runs BN then sign (binary) or ReLU (real). Fused: the forward is the
+# statistics pass plus ONE pass writing act(h), h = ((x - mean) * inv_std) * gamma + beta; h itself is
+# never stored: the backward recomputes it from x with the same float operations (so the same bits)
+# for the activation's mask, inside the BN backward's two passes. Per unit and step that is 4 passes
+# and 4 hand-offs to the pieces' threads instead of 6, and two fewer (M, C) temporaries. Every
+# element takes the same operations, in the same order, as the unfused ops, so the results are
+# identical bit for bit (the tests compare a whole network's outputs and gradients).
+#
+#   sign:  a = +1 if h >= 0 else -1,   da/dh = 1{-1 <= h <= 1}   (clipped straight-through)
+#   relu:  a = 0 if h <= 0 else h,     da/dh = 1{h > 0}
+
+ACTS = ("sign", "relu")
+
+
+def normalize_act_ref(x2, mean, inv_std, gamma, beta, act):
+    """act(h), h = normalize_ref(x2, ...): the unfused composition, NumPy."""
+    h = normalize_ref(x2, mean, inv_std, gamma, beta)
+    one, zero = x2.dtype.type(1), x2.dtype.type(0)
+    if act == "sign":
+        return np.where(h >= 0, one, -one).astype(x2.dtype)
+    return np.where(h <= 0, zero, h)
+
+
+def act_backward_ref(g2, x2, mean, inv_std, gamma, beta, act):
+    """(dx, dgamma, dbeta) of act(BN(x)): the activation's mask on g, then `backward_ref`."""
+    h = normalize_ref(x2, mean, inv_std, gamma, beta)
+    mask = (np.abs(h) <= 1) if act == "sign" else (h > 0)
+    gm = np.where(mask, g2, g2.dtype.type(0))
+    return backward_ref(gm, x2, mean, inv_std, gamma)
+
+
+@njit(cache=True, nogil=True)
+def _normalize_sign_rows(x2, r0, r1, mean, inv_std, gamma, beta, one, minus_one, y):
+    C = x2.shape[1]
+    for m in range(r0, r1):
+        for c in range(C):
+            h = ((x2[m, c] - mean[c]) * inv_std[c]) * gamma[c] + beta[c]
+            y[m, c] = one if h >= 0 else minus_one
+
+
+@njit(cache=True, nogil=True)
+def _normalize_relu_rows(x2, r0, r1, mean, inv_std, gamma, beta, zero, y):
+    C = x2.shape[1]
+    for m in range(r0, r1):
+        for c in range(C):
+            h = ((x2[m, c] - mean[c]) * inv_std[c]) * gamma[c] + beta[c]
+            y[m, c] = zero if h <= zero else h
+
+
+@njit(cache=True, nogil=True)
+def _act_grad_stats_rows(g2, x2, r0, r1, mean_t, inv_std_t, gamma_t, beta_t, relu, one, zero,
+                         mean, inv_std, out):
+    """As `_grad_stats_rows` on the masked g: mask from h recomputed in x's dtype (*_t arrays)."""
+    C = x2.shape[1]
+    for m in range(r0, r1):
+        for c in range(C):
+            h = ((x2[m, c] - mean_t[c]) * inv_std_t[c]) * gamma_t[c] + beta_t[c]
+            if relu:
+                gv = g2[m, c] if h > zero else zero
+            else:
+                gv = g2[m, c] if -one <= h <= one else zero
+            g = np.float64(gv)
+            out[0, c] += g
+            out[1, c] += g * ((np.float64(x2[m, c]) - mean[c]) * inv_std[c])
+
+
+@njit(cache=True, nogil=True)
+def _act_dx_rows(g2, x2, r0, r1, mean_t, inv_std_t, gamma_t, beta_t, relu, one, zero, a, b, c0, dx):
+    C = x2.shape[1]
+    for m in range(r0, r1):
+        for c in range(C):
+            h = ((x2[m, c] - mean_t[c]) * inv_std_t[c]) * gamma_t[c] + beta_t[c]
+            if relu:
+                gv = g2[m, c] if h > zero else zero
+            else:
+                gv = g2[m, c] if -one <= h <= one else zero
+            dx[m, c] = a[c] * gv + b[c] * x2[m, c] + c0[c]
+
+
+def _typed(dt, *arrays):
+    return tuple(np.ascontiguousarray(a, dtype=dt) for a in arrays)
+
+
+def normalize_act(x2: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray,
+                  beta: np.ndarray, act: str) -> np.ndarray:
+    """act(((x2 - mean) * inv_std) * gamma + beta), (M, C) in x2's dtype, act "sign" or "relu",
+    in one pass (Numba); equal to `normalize_act_ref` (and to `normalize` then the activation)
+    bit for bit."""
+    if act not in ACTS:
+        raise ValueError(f"normalize_act: act must be one of {ACTS}, got {act!r}")
+    x2 = np.ascontiguousarray(x2)
+    y = np.empty_like(x2)
+    dt = x2.dtype
+    m, s, g, b = _typed(dt, mean, inv_std, gamma, beta)
+    one, zero = dt.type(1), dt.type(0)
+    if act == "sign":
+        fn = lambda r: _normalize_sign_rows(x2, r[0], r[1], m, s, g, b, one, -one, y)  # noqa: E731
+    else:
+        fn = lambda r: _normalize_relu_rows(x2, r[0], r[1], m, s, g, b, zero, y)  # noqa: E731
+    _pieces.run(fn, _pieces.split(x2.shape[0], work=x2.size))
+    return y
+
+
+def act_backward(g2: np.ndarray, x2: np.ndarray, mean: np.ndarray, inv_std: np.ndarray,
+                 gamma: np.ndarray, beta: np.ndarray, act: str):
+    """(dx (M, C), dgamma (C,), dbeta (C,)) of act(BN(x)) as `act_backward_ref`: the activation's
+    mask (from h recomputed exactly as the forward computed it) applied inside `backward`'s
+    reduction pass and elementwise pass (Numba). mean, inv_std: float64 per channel."""
+    if act not in ACTS:
+        raise ValueError(f"act_backward: act must be one of {ACTS}, got {act!r}")
+    g2 = np.ascontiguousarray(g2)
+    x2 = np.ascontiguousarray(x2)
+    M, C = x2.shape
+    dt = x2.dtype
+    mt, st, gt, bt = _typed(dt, mean, inv_std, gamma, beta)
+    mean = mean.astype(np.float64)
+    inv_std = inv_std.astype(np.float64)
+    relu, one, zero = act == "relu", dt.type(1), dt.type(0)
+
+    def piece(r):
+        out = np.zeros((2, C))
+        _act_grad_stats_rows(g2, x2, r[0], r[1], mt, st, gt, bt, relu, one, zero, mean, inv_std, out)
+        return out
+    parts = _pieces.run(piece, _pieces.split(M, work=x2.size))
+    tot = parts[0]
+    for p in parts[1:]:
+        tot += p
+    dbeta, dgamma = tot[0], tot[1]
+    k = gamma.astype(np.float64) * inv_std
+    b = -k * inv_std * dgamma / M
+    c0 = -k * dbeta / M - b * mean
+    a_, b_, c_ = k.astype(dt), b.astype(dt), c0.astype(dt)
+    dx = np.empty_like(x2)
+    _pieces.run(lambda r: _act_dx_rows(g2, x2, r[0], r[1], mt, st, gt, bt, relu, one, zero,
+                                       a_, b_, c_, dx), _pieces.split(M, work=x2.size))
+    return dx, dgamma.astype(dt), dbeta.astype(dt)
