@@ -71,22 +71,22 @@ class _Frozen:
         return F.add(base, F.conv2d(x, F.sub(w, Tensor(w0)), None, stride, padding))
 
 
-@pytest.fixture(autouse=True)
-def _separate_bn_and_activation(monkeypatch):
-    """The surrogates below replace F.sign_ste / F.relu: run the units' BN and activation as
-    separate ops (the fused op is bit-identical to them, tests/test_kernels_train.py)."""
-    monkeypatch.setattr(nn, "FUSED_BN_ACT", False)
-
-
 @contextlib.contextmanager
 def _surrogates(frozen: _Frozen):
+    """Swap the piecewise ops for their frozen surrogates. The units' fused BN -> activation op
+    never calls F.sign_ste / F.relu, so it is switched off meanwhile: the analytic gradients
+    (computed before, with the fused op) are checked against differences of the separate ops,
+    which the fused op equals bit for bit (tests/test_kernels_train.py)."""
     names = ("sign_ste", "binary_conv2d", "relu", "max_pool2d")  # nn's layers look these up per call
     saved = [getattr(F, n) for n in names]
+    fused = nn.FUSED_BN_ACT
+    nn.FUSED_BN_ACT = False
     for n, f in zip(names, (frozen.sign, frozen.conv, frozen.relu, frozen.max_pool)):
         setattr(F, n, f)
     try:
         yield
     finally:
+        nn.FUSED_BN_ACT = fused
         for n, f in zip(names, saved):
             setattr(F, n, f)
 
@@ -413,5 +413,6 @@ def test_ste_check_catches_a_wrong_backward(monkeypatch):
     """The checker is not vacuous: an STE without the |x| <= 1 clip is detected."""
     b, x, loss = _setup("hpm", 8, 8, binary=True)
     with monkeypatch.context() as m:
+        m.setattr(nn, "FUSED_BN_ACT", False)  # so that the units' analytic pass runs F.SignSTE
         m.setattr(F.SignSTE, "backward", staticmethod(lambda ctx, g: g))
         assert ste_check(loss, [x]) > 1e-2
