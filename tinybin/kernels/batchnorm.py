@@ -125,6 +125,25 @@ def normalize(x2: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, gamma: np.n
     return y
 
 
+def _summed_pieces(piece, M: int, size: int):
+    """(dbeta, dgamma): the per-piece (2, C) float64 sums of `piece` over the rows, added in piece
+    order (so the result does not depend on the thread count)."""
+    parts = _pieces.run(piece, _pieces.split(M, work=size))
+    tot = parts[0]
+    for p in parts[1:]:
+        tot += p
+    return tot[0], tot[1]
+
+
+def _dx_coefficients(gamma, mean, inv_std, dgamma, dbeta, M: int, dt):
+    """Per-channel (a, b, c) of dx = a * g + b * x + c, in dtype `dt`, from
+    dx = k * (g - dbeta/M - (x - mean) * inv_std * dgamma/M),  k = gamma * inv_std (float64)."""
+    k = gamma.astype(np.float64) * inv_std
+    b = -k * inv_std * dgamma / M
+    c0 = -k * dbeta / M - b * mean
+    return k.astype(dt), b.astype(dt), c0.astype(dt)
+
+
 def backward(g2: np.ndarray, x2: np.ndarray, mean: np.ndarray, inv_std: np.ndarray,
              gamma: np.ndarray):
     """(dx (M, C), dgamma (C,), dbeta (C,)) as `backward_ref`: one reduction pass and one
@@ -139,17 +158,9 @@ def backward(g2: np.ndarray, x2: np.ndarray, mean: np.ndarray, inv_std: np.ndarr
         out = np.zeros((2, C))
         _grad_stats_rows(g2, x2, r[0], r[1], mean, inv_std, out)
         return out
-    parts = _pieces.run(piece, _pieces.split(M, work=x2.size))
-    tot = parts[0]
-    for p in parts[1:]:
-        tot += p
-    dbeta, dgamma = tot[0], tot[1]
-    # dx = k * (g - dbeta/M - (x - mean) * inv_std * dgamma/M),  k = gamma * inv_std
-    k = gamma.astype(np.float64) * inv_std
-    b = -k * inv_std * dgamma / M
-    c0 = -k * dbeta / M - b * mean
+    dbeta, dgamma = _summed_pieces(piece, M, x2.size)
     dt = x2.dtype
-    a_, b_, c_ = k.astype(dt), b.astype(dt), c0.astype(dt)
+    a_, b_, c_ = _dx_coefficients(gamma, mean, inv_std, dgamma, dbeta, M, dt)
     dx = np.empty_like(x2)
     _pieces.run(lambda r: _dx_rows(g2, x2, r[0], r[1], a_, b_, c_, dx), _pieces.split(M, work=x2.size))
     return dx, dgamma.astype(dt), dbeta.astype(dt)
@@ -279,15 +290,8 @@ def act_backward(g2: np.ndarray, x2: np.ndarray, mean: np.ndarray, inv_std: np.n
         out = np.zeros((2, C))
         _act_grad_stats_rows(g2, x2, r[0], r[1], mt, st, gt, bt, relu, one, zero, mean, inv_std, out)
         return out
-    parts = _pieces.run(piece, _pieces.split(M, work=x2.size))
-    tot = parts[0]
-    for p in parts[1:]:
-        tot += p
-    dbeta, dgamma = tot[0], tot[1]
-    k = gamma.astype(np.float64) * inv_std
-    b = -k * inv_std * dgamma / M
-    c0 = -k * dbeta / M - b * mean
-    a_, b_, c_ = k.astype(dt), b.astype(dt), c0.astype(dt)
+    dbeta, dgamma = _summed_pieces(piece, M, x2.size)
+    a_, b_, c_ = _dx_coefficients(gamma, mean, inv_std, dgamma, dbeta, M, dt)
     dx = np.empty_like(x2)
     _pieces.run(lambda r: _act_dx_rows(g2, x2, r[0], r[1], mt, st, gt, bt, relu, one, zero,
                                        a_, b_, c_, dx), _pieces.split(M, work=x2.size))
