@@ -230,14 +230,16 @@ def _lr_name(lr: float) -> str:
 
 
 def _calibration_rows() -> list[Row]:
-    """19 (network, lr, warm-up, clipping) cells of the validation sweep (issue: calibration).
+    """22 (network, lr, warm-up, clipping) cells of the validation sweep (issue: calibration).
 
     binary hpm: lr in {2.5e-4, 1e-3, 2.5e-3, 5e-3} x latent clipping to [-1, 1] off/on (8);
     real hpm: the same four lr (4); linear warm-up over 10% of the budget where it can matter, at
     the two largest lr: binary hpm (clipped) and real hpm (4). The schedule ends at lr / 5.
     Edge extension (3): the first 16 cells' best validation score lay at the grid's largest lr
     (5e-3) for both network kinds, so the grid goes one step further, lr 1e-2, binary with and
-    without clipping and real (no warm-up); decided on validation numbers only.
+    without clipping and real (no warm-up); decided on validation numbers only. The selection rule
+    again picked that edge (lr 1e-2) for both kinds, so a second extension adds lr 2e-2 (3 cells),
+    the same way.
     """
     rows = []
     lrs = (2.5e-4, 1e-3, 2.5e-3, 5e-3)
@@ -257,14 +259,15 @@ def _calibration_rows() -> list[Row]:
         rows.append(Row(f"hpm_real_lr{_lr_name(lr)}_warmup", f"real HPM, lr {lr:g}, warm-up",
                         net={"block": "hpm", "binary": False},
                         train={"lr": lr, "lr_end": lr * LR_DROP, "clip_latent": None, "warmup_fraction": 0.1}))
-    edge = 1e-2
-    for clip in (None, 1.0):
-        tag = "clip" if clip else "noclip"
-        rows.append(Row(f"hpm_binary_lr{_lr_name(edge)}_{tag}", f"binary HPM, lr {edge:g}, {tag}",
-                        net={"block": "hpm", "binary": True},
-                        train={"lr": edge, "lr_end": edge * LR_DROP, "clip_latent": clip, "warmup_steps": 0}))
-    rows.append(Row(f"hpm_real_lr{_lr_name(edge)}", f"real HPM, lr {edge:g}", net={"block": "hpm", "binary": False},
-                    train={"lr": edge, "lr_end": edge * LR_DROP, "clip_latent": None, "warmup_steps": 0}))
+    for edge in (1e-2, 2e-2):
+        for clip in (None, 1.0):
+            tag = "clip" if clip else "noclip"
+            rows.append(Row(f"hpm_binary_lr{_lr_name(edge)}_{tag}", f"binary HPM, lr {edge:g}, {tag}",
+                            net={"block": "hpm", "binary": True},
+                            train={"lr": edge, "lr_end": edge * LR_DROP, "clip_latent": clip, "warmup_steps": 0}))
+        rows.append(Row(f"hpm_real_lr{_lr_name(edge)}", f"real HPM, lr {edge:g}",
+                        net={"block": "hpm", "binary": False},
+                        train={"lr": edge, "lr_end": edge * LR_DROP, "clip_latent": None, "warmup_steps": 0}))
     return rows
 
 
