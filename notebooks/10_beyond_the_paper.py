@@ -528,7 +528,7 @@ if summ is not None:
 #
 #     TINYBIN_RUN_FACES=1 python notebooks/10_beyond_the_paper.py
 #
-# (a `beyond_face` experiment in `tinybin/experiments.py` would give them the parallel runner and
+# (a `beyond_face` experiment in `tinybin/experiments/` would give them the parallel runner and
 # `report`; not done here). Scores are recomputed from the stored per-image NME and yaw
 # (`tinybin.experiments.face_scores`, Table 9's bins).
 

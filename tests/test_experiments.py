@@ -38,7 +38,7 @@ def test_runner_skips_finished_runs_and_report_reproduces(tmp_path, monkeypatch)
             raise KeyboardInterrupt  # interrupted mid-experiment
         return out
 
-    monkeypatch.setattr(X, "run_one", fake_run_one)
+    monkeypatch.setattr(X.runner, "run_one", fake_run_one)
     with pytest.raises(KeyboardInterrupt):
         X.run("table1", seeds=2, root=str(tmp_path))
     assert calls == [("bottleneck_real", 0), ("bottleneck_binary", 0), ("bottleneck_real", 1)]
@@ -114,7 +114,7 @@ def test_synthetic_head_fraction_constant_matches_generator():
 
 def test_calibration_grid_and_recipe_precedence(tmp_path):
     cal = X.get("calibration")
-    assert len(cal.rows) == 19 and len({r.name for r in cal.rows}) == len(cal.rows)
+    assert len(cal.rows) == 22 and len({r.name for r in cal.rows}) == len(cal.rows)
     s = X.train_settings(cal, cal.row("hpm_real_lr5e-3_warmup"), overrides={"steps": 1000})
     assert s["lr"] == 5e-3 and s["lr_end"] == pytest.approx(1e-3) and s["warmup_steps"] == 100  # 10% of steps
     path = tmp_path / "recipe.json"
@@ -248,9 +248,9 @@ def test_stacked_quick_run_scores_every_stack_and_the_report_shows_them(tmp_path
 
 
 def test_quick_width_fits_deep_and_wide_cardinality_rows():
-    assert X._quick_width({"block": "hpm"}) == 16
-    assert X._quick_width({"block": "hpm", "block_opts": {"depth": 7}}) == 128  # F/2 split in 2**6
-    assert X._quick_width({"block": "hpm", "block_opts": {"cardinality": 8}}) == 64
+    assert X.runner._quick_width({"block": "hpm"}) == 16
+    assert X.runner._quick_width({"block": "hpm", "block_opts": {"depth": 7}}) == 128  # F/2 split in 2**6
+    assert X.runner._quick_width({"block": "hpm", "block_opts": {"cardinality": 8}}) == 64
 
 
 def _cal_result(row, seed, curve):

@@ -39,7 +39,7 @@ def test_dask_cluster_returns_the_same_files(serial_results, tmp_path):
 def test_single_thread_env_is_restored(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
     monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
-    with X._single_thread_env():
+    with X.runner._single_thread_env():
         assert os.environ["OMP_NUM_THREADS"] == "1" and os.environ["NUMBA_NUM_THREADS"] == "1"
     assert os.environ["OMP_NUM_THREADS"] == "7" and "NUMBA_NUM_THREADS" not in os.environ
 

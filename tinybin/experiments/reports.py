@@ -1,0 +1,432 @@
+"""Reports computed from the result files alone: mean +- std per row, paired differences with
+95% t-intervals, validation curves, the calibration rule, per-part PCKh, and the verdict of a
+paper claim from a paired difference."""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+
+from .definitions import Experiment, RESULTS, get
+
+# ---- report ------------------------------------------------------------------------------------
+
+def load_results(name: str, root: str = RESULTS) -> dict[str, list[dict]]:
+    """{row name: [result dicts sorted by seed]} from the JSON files of experiment `name`."""
+    exp = get(name)
+    folder = os.path.join(root, exp.name)
+    out: dict[str, list[dict]] = {r.name: [] for r in exp.rows}
+    if not os.path.isdir(folder):
+        return out
+    for fn in sorted(os.listdir(folder)):
+        if not fn.endswith(".json") or "__seed" not in fn:
+            continue
+        with open(os.path.join(folder, fn)) as fh:
+            r = json.load(fh)
+        if r.get("row") in out:
+            out[r["row"]].append(r)
+    for v in out.values():
+        v.sort(key=lambda r: r["seed"])
+    return out
+
+
+def _distances(result: dict) -> np.ndarray | None:
+    d = result.get("distances")
+    if d is None:
+        return None
+    return np.array([[np.nan if v is None else v for v in row] for row in d], np.float64)
+
+
+def score_of(result: dict, metric: str, threshold: float | None = None) -> float | None:
+    """One result's score. metric: pckh | pckh_matched | nme | mean_iu, or "pckh@" with
+    `threshold` (recomputed from the stored distances). None where the result cannot give it
+    (results of the first protocol have no distances and no pckh_matched)."""
+    from .. import metrics as M
+    m = result["metrics"]
+    if metric == "mean_iu":
+        return float(m["mean_iu"] * 100 if m["mean_iu"] <= 1 else m["mean_iu"])
+    if metric in ("pckh", "nme"):
+        return float(m[metric])
+    if metric == "pckh_matched" and m.get("pckh_matched") is not None:
+        return float(m["pckh_matched"])
+    d = _distances(result)
+    if d is None:
+        return None
+    if metric == "pckh_matched":
+        res = result.get("data", {}).get("resolution") or result.get("net_config", {}).get("resolution", 64)
+        threshold = M.matched_threshold(res)
+    elif metric != "pckh@" or threshold is None:
+        raise ValueError(f"score_of: unknown metric {metric!r}")
+    return M.pckh_from_distances(d, threshold)["mean"]
+
+
+def _mean_std(vals: list[float]) -> dict:
+    v = np.array(vals, np.float64)
+    return dict(n=len(v), mean=float(v.mean()) if len(v) else None,
+                std=float(v.std(ddof=1)) if len(v) > 1 else (0.0 if len(v) else None))
+
+
+def paired_difference(a: dict[int, float], b: dict[int, float], level: float = 0.95) -> dict:
+    """Mean and t-interval of a[s] - b[s] over the seeds s present in both (None scores skipped).
+
+    half = t_{(1+level)/2, n-1} * sd / sqrt(n) with sd the sample std (ddof 1) of the differences;
+    n < 2 gives half = None. Returns dict(n, mean, half, lo, hi, seeds).
+    """
+    from scipy import stats
+    seeds = sorted(s for s in set(a) & set(b) if a[s] is not None and b[s] is not None)
+    d = np.array([a[s] - b[s] for s in seeds], np.float64)
+    n = len(d)
+    if n == 0:
+        return dict(n=0, mean=None, half=None, lo=None, hi=None, seeds=[])
+    mean = float(d.mean())
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1) / math.sqrt(n)) if n > 1 else None
+    return dict(n=n, mean=mean, half=half, lo=None if half is None else mean - half,
+                hi=None if half is None else mean + half, seeds=seeds)
+
+
+def _metric_keys(exp: Experiment, threshold: float | None) -> list[str]:
+    if exp.metric != "pckh":
+        return [exp.metric]
+    return ["pckh", "pckh_matched"] + (["pckh@"] if threshold is not None else [])
+
+
+def _by_seed(results: list[dict], key: str, threshold: float | None) -> dict[int, float | None]:
+    return {r["seed"]: score_of(r, key, threshold) for r in results}
+
+
+def summarize(name: str, root: str = RESULTS, threshold: float | None = None) -> list[dict]:
+    """One dict per row: label, n seeds, mean, std (ddof=1 when n > 1) of the experiment's metric,
+    params, minutes, paper values; `scores` {metric: mean/std/n} and `diff` {metric: paired
+    difference against the experiment's reference row} for pckh and pckh_matched (pose)."""
+    exp = get(name)
+    res = load_results(name, root)
+    keys = _metric_keys(exp, threshold)
+    ref = res.get(exp.reference, []) if exp.reference else []
+    rows = []
+    for row in exp.rows:
+        rs = res[row.name]
+        scores, diff = {}, {}
+        for k in keys:
+            by = _by_seed(rs, k, threshold)
+            scores[k] = _mean_std([v for v in by.values() if v is not None])
+            if exp.reference and row.name != exp.reference:
+                diff[k] = paired_difference(by, _by_seed(ref, k, threshold))
+        main = scores[exp.metric]
+        vals = [v for v in _by_seed(rs, exp.metric, None).values()]
+        rows.append(dict(row=row.name, label=row.label, n=main["n"], mean=main["mean"], std=main["std"],
+                         values=vals, scores=scores, diff=diff,
+                         params=rs[0]["params"] if rs else None,
+                         paper_scale_params=rs[0].get("paper_scale_params") if rs else None,
+                         minutes=float(np.mean([r["train_time_s"] for r in rs]) / 60) if rs else None,
+                         matched_threshold=next((r["metrics"].get("matched_threshold") for r in rs
+                                                 if r["metrics"].get("matched_threshold") is not None), None),
+                         paper=row.paper, paper_params=row.paper_params))
+    return rows
+
+
+def _fmt_ms(s: dict) -> str:
+    return "–" if not s["n"] else f"{s['mean']:.1f} ± {s['std']:.1f} ({s['n']})"
+
+
+def _fmt_diff(d: dict | None) -> str:
+    if not d or not d["n"]:
+        return "–"
+    if d["half"] is None:
+        return f"{d['mean']:+.1f} (1)"
+    return f"{d['mean']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}] ({d['n']})"
+
+
+def report(name: str, root: str = RESULTS, threshold: float | None = None) -> str:
+    """Markdown table of experiment `name` from its result files.
+
+    Per row: mean ± std over seeds and, against the reference row, the paired difference over the
+    seeds both rows have: mean [95% t-interval] (pairs), at PCKh@0.5 and at pckh_matched (pose),
+    and at PCKh@`threshold` recomputed from the stored distances when given. "–": not available
+    (e.g. results of the first protocol have no pckh_matched).
+    """
+    from .faces import REPORT_LAYOUTS  # the face and segmentation layouts build on this module
+    if name in REPORT_LAYOUTS:
+        return REPORT_LAYOUTS[name](root)
+    exp = get(name)
+    summ = summarize(name, root, threshold)
+    keys = _metric_keys(exp, threshold)
+    ref_label = exp.row(exp.reference).label if exp.reference else None
+    mt = next((s["matched_threshold"] for s in summ if s["matched_threshold"] is not None), None)
+    names = {"pckh": "PCKh@0.5 %", "nme": "NME % (lower is better)", "mean_iu": "mean IU %",
+             "pckh_matched": "PCKh matched" + (f" (@{mt:.2f}) %" if mt else " %"),
+             "pckh@": f"PCKh@{threshold:g} %" if threshold is not None else ""}
+    head = ["row"]
+    for k in keys:
+        head.append(f"{names[k]}, mean ± std (seeds)")
+        if exp.reference:
+            head.append(f"{names[k].split(' %')[0]}: Δ vs ref, mean [95% CI] (pairs)")
+    head += ["paper"] + (["paper Δ vs ref"] if exp.reference else []) + [
+        "params (ours, downscaled)", "params at paper scale (ours / paper)", "train min/run"]
+    lines = [f"### {exp.source}: {exp.title}", ""]
+    if exp.reference:
+        lines += [f"Reference row: {ref_label}. Δ = row - reference, paired over shared seeds.", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    paper_ref = exp.row(exp.reference).paper if exp.reference else None
+    for s in summ:
+        cells = [s["label"]]
+        for k in keys:
+            cells.append("not run" if not s["n"] and k == exp.metric else _fmt_ms(s["scores"][k]))
+            if exp.reference:
+                cells.append("ref" if s["row"] == exp.reference else _fmt_diff(s["diff"].get(k)))
+        cells.append("–" if s["paper"] is None else f"{s['paper']}")
+        if exp.reference:
+            cells.append("ref" if s["row"] == exp.reference else
+                         ("–" if s["paper"] is None or paper_ref is None else f"{s['paper'] - paper_ref:+.1f}"))
+        if not s["n"]:
+            cells += ["–", f"– / {s['paper_params'] or '–'}", "–"]
+        else:
+            pp = "–" if s["paper_scale_params"] is None else f"{s['paper_scale_params'] / 1e6:.2f}M"
+            cells += [f"{s['params']:,}", f"{pp} / {s['paper_params'] or '–'}", f"{s['minutes']:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    if exp.comparisons:
+        lines += ["", "| comparison | " + " | ".join(f"{names[k].split(' %')[0]}: Δ, mean [95% CI] (pairs)"
+                                                  for k in keys) + " |", "|---|" + "---|" * len(keys)]
+        for label, (ea, ra), (eb, rb) in exp.comparisons:
+            a = load_results(ea, root).get(ra, [])
+            b = load_results(eb, root).get(rb, [])
+            cells = [_fmt_diff(paired_difference(_by_seed(a, k, threshold), _by_seed(b, k, threshold)))
+                     for k in keys]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    res = load_results(name, root)
+    lines += _per_stack_lines(exp, res)
+    if exp.timing:
+        lines += _timing_lines(exp, res)
+    lines += REPORT_SECTIONS.get(name, lambda *a: [])(exp, summ, keys)
+    return "\n".join(lines)
+
+
+def _per_stack_lines(exp: Experiment, res: dict[str, list[dict]]) -> list[str]:
+    """Report section: the accuracy of every stack's output of the stacked rows (mean ± std over
+    seeds) and its paired difference against stack 1 of the same network."""
+    keys = ("pckh", "pckh_matched")
+    out = []
+    for row in exp.rows:
+        rs = [r for r in res[row.name] if r.get("metrics_per_stack")]
+        if not rs:
+            continue
+        if not out:
+            out = ["", "Per-stack accuracy (every stack's output of the same trained network; Δ vs its stack 1, "
+                   "paired over seeds)", "",
+                   "| row | stack | " + " | ".join(f"{k} %, mean ± std (seeds) | {k}: Δ vs stack 1 [95% CI]"
+                                                  for k in keys) + " |", "|---|---|" + "---|---|" * len(keys)]
+        n_st = max(len(r["metrics_per_stack"]) for r in rs)
+        for k in range(n_st):
+            cells = [row.label, str(k + 1)]
+            for key in keys:
+                by = {r["seed"]: r["metrics_per_stack"][k][key] for r in rs if k < len(r["metrics_per_stack"])}
+                first = {r["seed"]: r["metrics_per_stack"][0][key] for r in rs}
+                cells.append(_fmt_ms(_mean_std(list(by.values()))))
+                cells.append("ref" if k == 0 else _fmt_diff(paired_difference(by, first)))
+            out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def _timing_lines(exp: Experiment, res: dict[str, list[dict]]) -> list[str]:
+    """Report section: each row's forward time (median over its runs of `forward_ms`, batch of 16
+    test crops, eval mode) and the ratio to the reference row paired over seeds. The runs may
+    have shared the machine with other jobs: notebook 07 measures the ratio in one process."""
+    ref = {r["seed"]: r.get("forward_ms") for r in res.get(exp.reference, [])} if exp.reference else {}
+    out = ["", "Forward time (eval mode, batch 16; median over runs; ratio to the reference paired over seeds)", "",
+           "| row | forward ms | ratio to reference, mean (pairs) |", "|---|---|---|"]
+    for row in exp.rows:
+        t = {r["seed"]: r.get("forward_ms") for r in res[row.name] if r.get("forward_ms")}
+        ms = f"{np.median(list(t.values())):.1f}" if t else "–"
+        ratios = [t[s] / ref[s] for s in t if ref.get(s)]
+        rat = "ref" if row.name == exp.reference else (f"{np.mean(ratios):.3f} ({len(ratios)})" if ratios else "–")
+        out.append(f"| {row.label} | {ms} | {rat} |")
+    return out
+
+
+def curves_report(name: str, root: str = RESULTS) -> str:
+    """Validation curves of a val experiment (calibration, pilot): per row and checkpoint step, the
+    mean over seeds of pckh / pckh_matched, and the paired difference against the reference row."""
+    exp = get(name)
+    res = load_results(name, root)
+    lines = [f"### {exp.title} (validation split)", ""]
+    keys = ("pckh", "pckh_matched")
+    ref = {r["seed"]: r for r in res.get(exp.reference, [])} if exp.reference else {}
+    for row in exp.rows:
+        rs = [r for r in res[row.name] if r.get("val_curve")]
+        if not rs:
+            continue
+        steps = rs[0]["val_curve"]["step"]
+        head = ["step", *keys] + ([f"Δ {k} vs ref" for k in keys] if exp.reference and row.name != exp.reference
+                                  else [])
+        lines += [f"{row.label} ({len(rs)} seeds)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for i, st in enumerate(steps):
+            cells = [str(st)]
+            for k in keys:
+                v = [r["val_curve"][k][i] for r in rs if k in r["val_curve"] and i < len(r["val_curve"][k])]
+                cells.append(f"{np.mean(v):.1f}" if v else "–")
+            if exp.reference and row.name != exp.reference:
+                for k in keys:
+                    a = {r["seed"]: r["val_curve"][k][i] for r in rs if i < len(r["val_curve"].get(k, []))}
+                    b = {s: r["val_curve"][k][i] for s, r in ref.items()
+                         if r.get("val_curve") and i < len(r["val_curve"].get(k, []))}
+                    cells.append(_fmt_diff(paired_difference(a, b)))
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# The selection rule of the calibration sweep, fixed before its results existed: for each network
+# kind (binary, real), the cell with the highest validation PCKh@0.5 averaged over seeds and over
+# the last two checkpoints (steps 1750 and 2000 of 2000: less noisy than the last point alone);
+# PCKh@0.5 rather than pckh_matched because the matched threshold (2.06 head sizes at R = 64) is
+# near saturation on validation and separates the cells less. Ties within 0.5 points go to the
+# smaller learning rate, then to no warm-up, then to clipping (the paper's reference, XNOR-Net,
+# clips). A kind is chosen only when every cell of it has a result.
+SELECT_LAST = 2
+SELECT_TIE = 0.5
+
+
+def calibration_choice(root: str = RESULTS) -> dict[str, dict]:
+    """{"binary": {...}, "real": {...}}: per network kind the chosen row and its training settings
+    (lr, lr_end, warm-up, clipping), its selection score, and every cell's score; a kind whose
+    cells are not all done maps to {"missing": [row names]}. See the rule above."""
+    exp = get("calibration")
+    res = load_results("calibration", root)
+    out: dict[str, dict] = {}
+    for kind in ("binary", "real"):
+        rows = [r for r in exp.rows if bool(r.net.get("binary", True)) == (kind == "binary")]
+        missing = [r.name for r in rows if not res[r.name]]
+        if missing:
+            out[kind] = {"missing": missing}
+            continue
+        scores = {}
+        for r in rows:
+            per_seed = [float(np.mean(x["val_curve"]["pckh"][-SELECT_LAST:])) for x in res[r.name]]
+            scores[r.name] = float(np.mean(per_seed))
+        best = max(scores.values())
+
+        def order(r):
+            t = r.train
+            return (t["lr"], bool(t.get("warmup_steps") or t.get("warmup_fraction")), t.get("clip_latent") is None)
+        near = sorted((r for r in rows if scores[r.name] >= best - SELECT_TIE), key=order)
+        pick = near[0]
+        settings = {k: v for k, v in pick.train.items() if k in ("lr", "lr_end", "warmup_steps", "warmup_fraction",
+                                                                   "clip_latent")}
+        out[kind] = {"row": pick.name, "label": pick.label, "score": scores[pick.name], "best": best,
+                     "settings": settings, "scores": scores}
+    return out
+
+
+def calibration_report(root: str = RESULTS) -> str:
+    """The selection rule applied to results/calibration, as text."""
+    lines = ["### Recipe chosen on the validation split", "",
+             f"Rule: highest validation PCKh@0.5, mean of the last {SELECT_LAST} checkpoints; ties within "
+             f"{SELECT_TIE} points go to the smaller lr, then no warm-up, then clipping.", ""]
+    for kind, c in calibration_choice(root).items():
+        if "missing" in c:
+            lines.append(f"- {kind}: not chosen yet, {len(c['missing'])} cells to run")
+        else:
+            lines.append(f"- {kind}: {c['label']} (score {c['score']:.1f}, best cell {c['best']:.1f}); "
+                         f"settings {json.dumps(c['settings'])}")
+    return "\n".join(lines)
+
+
+PAPER_TABLE1_PARTS = {  # paper Table 1, PCKh per part on MPII validation
+    "bottleneck_real": {"Head": 94.9, "Shoulder": 85.8, "Elbow": 76.9, "Wrist": 71.3, "Hip": 78.1,
+                        "Knee": 70.1, "Ankle": 63.2},
+    "bottleneck_binary": {"Head": 90.5, "Shoulder": 79.6, "Elbow": 63.0, "Wrist": 57.2, "Hip": 71.1,
+                          "Knee": 58.2, "Ankle": 53.4},
+}
+
+
+def parts_report(name: str, root: str = RESULTS) -> str:
+    """Per-part PCKh (mean over seeds) of a pose experiment, with the paper's Table 1 values
+    where the paper gives them ("ours / paper")."""
+    exp = get(name)
+    if exp.metric != "pckh":
+        raise ValueError(f"parts_report: {name} is not a pose experiment")
+    res = load_results(name, root)
+    parts = ["Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle"]
+    lines = ["| part | " + " | ".join(r.label for r in exp.rows) + " |",
+             "|---|" + "---|" * len(exp.rows)]
+    for part in parts:
+        cells = []
+        for row in exp.rows:
+            vals = [r["metrics"]["pckh_parts"][part] for r in res[row.name]]
+            ours = f"{np.mean(vals):.1f}" if vals else "–"
+            paper = PAPER_TABLE1_PARTS.get(row.name, {}).get(part)
+            cells.append(ours if paper is None else f"{ours} / {paper}")
+        lines.append(f"| {part} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def claim_verdict(diff: dict | None, direction: int) -> str:
+    """What a paired difference says about a claim of the paper.
+
+    diff: `tinybin.experiments.paired_difference` output (n, mean, lo, hi: 95% CI of row - reference).
+    direction: the sign the paper reports for row - reference (+1 or -1; 0: the paper gives no
+    direction). Returns "agrees" (CI excludes 0 on the paper's side), "disagrees" (CI excludes 0 on
+    the other side), "unresolved" (CI contains 0, or no direction), "not run" (no pairs) or
+    "unresolved (1 pair)".
+    """
+    if direction not in (-1, 0, 1):
+        raise ValueError(f"claim_verdict: direction must be -1, 0 or +1, got {direction!r}")
+    if not diff or not diff.get("n"):
+        return "not run"
+    if diff.get("lo") is None or diff.get("hi") is None:
+        return "unresolved (1 pair)"
+    side = 1 if diff["lo"] > 0 else (-1 if diff["hi"] < 0 else 0)
+    if side == 0 or direction == 0:
+        return "unresolved"
+    return "agrees" if side == direction else "disagrees"
+
+
+def gap_closed(summ: list[dict], key: str, ceiling: str) -> dict[str, dict | None]:
+    """Per row, the fraction of the real-binary gap it closes at metric `key`:
+
+        closed = mean_s (row_s - ref_s) / mean_s (ceiling_s - ref_s)
+
+    (paired differences against the reference row, `summarize`'s diff), with the 95% interval of
+    the numerator divided by the same gap (the gap's own uncertainty is not propagated; it is
+    printed beside). None where either difference is missing or the gap is not positive."""
+    by = {s["row"]: s for s in summ}
+    gap = by[ceiling]["diff"].get(key)
+    out: dict[str, dict | None] = {}
+    for s in summ:
+        d = s["diff"].get(key)
+        if not gap or not gap["n"] or gap["mean"] is None or gap["mean"] <= 0 or not d or not d["n"]:
+            out[s["row"]] = None
+            continue
+        g = gap["mean"]
+        out[s["row"]] = dict(mean=d["mean"] / g, lo=None if d["lo"] is None else d["lo"] / g,
+                             hi=None if d["hi"] is None else d["hi"] / g, n=d["n"], gap=g)
+    return out
+
+
+def _beyond_section(exp: Experiment, summ: list[dict], keys: list[str]) -> list[str]:
+    """Report section of `beyond`: the fraction of the real-binary gap each row closes."""
+    lines = ["", f"Fraction of the real-binary gap closed, (row - {exp.reference}) / (real - {exp.reference}), "
+             "paired over seeds; [95% CI of the numerator / mean gap]", "",
+             "| row | " + " | ".join(f"{k}: gap closed" for k in keys) + " |", "|---|" + "---|" * len(keys)]
+    closed = {k: gap_closed(summ, k, "real") for k in keys}
+    for s in summ:
+        cells = [s["label"]]
+        for k in keys:
+            c = closed[k].get(s["row"])
+            if s["row"] == exp.reference:
+                cells.append("0 (ref)")
+            elif c is None:
+                cells.append("–")
+            elif c["lo"] is None:
+                cells.append(f"{c['mean']:.2f} ({c['n']})")
+            else:
+                cells.append(f"{c['mean']:.2f} [{c['lo']:.2f}, {c['hi']:.2f}] ({c['n']}; gap {c['gap']:.1f} pts)")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+# Extra report sections after an experiment's table: name -> fn(exp, summary rows, metric keys).
+REPORT_SECTIONS = {"beyond": _beyond_section}
+
+

@@ -1,0 +1,516 @@
+"""Training one (experiment, row, seed) and writing its result file; running many of them in
+worker processes or on a Dask cluster, resumably (finished runs are skipped, runs in progress
+resume from their checkpoints in `results/.partial/`)."""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+
+import numpy as np
+
+from .definitions import BUDGET, DATA, Experiment, LR_DROP, RECIPE, RESULTS, Row, get, make_data
+
+# ---- one run -----------------------------------------------------------------------------------
+
+def result_path(exp: str, row: str, seed: int, root: str = RESULTS) -> str:
+    return os.path.join(root, exp, f"{row}__seed{seed}.json")
+
+
+def load_recipe(path: str) -> dict:
+    """Read a recipe file: {"steps": .., "binary": {...}, "real": {...}}; top-level keys other than
+    binary / real apply to both. Returns {"all": {...}, "binary": {...}, "real": {...}}."""
+    from ..train import TrainConfig
+    with open(path) as fh:
+        raw = json.load(fh)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a recipe is a JSON object")
+    out = {"all": {k: v for k, v in raw.items() if k not in ("binary", "real")},
+           "binary": dict(raw.get("binary", {})), "real": dict(raw.get("real", {}))}
+    known = set(TrainConfig.__dataclass_fields__) | {"warmup_fraction", "progressive_fraction",
+                                                      "reverse_init_fraction"}
+    for part in out.values():
+        unknown = set(part) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown training settings {sorted(unknown)}")
+    return out
+
+
+def train_settings(exp: Experiment, row: Row, overrides: dict | None = None, recipe: dict | None = None) -> dict:
+    """The merged training settings of one row (precedence in the module docstring)."""
+    binary = bool(row.net.get("binary", True))
+    rec = RECIPE if recipe is None else recipe
+    layers = [dict(BUDGET)]
+    exp_layer = {}
+    if exp.steps:
+        exp_layer["steps"] = exp.steps
+    if exp.eval_every:
+        exp_layer["eval_every"] = exp.eval_every
+    layers += [exp_layer, dict(rec.get("all", {})), dict(rec.get("binary" if binary else "real", {})),
+               dict(row.train), dict(overrides or {})]
+    kw: dict = {}
+    for layer in layers:
+        if "lr" in layer and "lr_end" not in layer:
+            layer["lr_end"] = layer["lr"] * LR_DROP
+        if "warmup_steps" in layer:
+            kw.pop("warmup_fraction", None)
+        kw.update(layer)
+    if "stage_fraction" in kw:  # sequential stacks: `steps` is the row's total budget
+        total = kw["steps"]
+        kw["steps"] = max(1, int(round(kw.pop("stage_fraction") * total)))
+        kw["finetune_steps"] = int(round(kw.pop("finetune_fraction", 0.0) * total))
+    if "warmup_fraction" in kw:
+        kw["warmup_steps"] = int(round(kw.pop("warmup_fraction") * kw["steps"]))
+    for key in ("progressive", "reverse_init"):  # issue 16: stages as fractions of the budget
+        if f"{key}_fraction" in kw:
+            kw[f"{key}_steps"] = max(1, int(round(kw.pop(f"{key}_fraction") * kw["steps"])))
+    return kw
+
+
+def _json_rows(a: np.ndarray) -> list:
+    """Nested lists with None for NaN (valid JSON)."""
+    return [[None if not math.isfinite(v) else v for v in map(float, r)] for r in np.asarray(a)]
+
+
+def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick: bool = False,
+            progress: bool = True, overrides: dict | None = None, recipe: dict | None = None,
+            write: bool | None = None, work_root: str | None = None) -> dict:
+    """Train and evaluate one (row, seed); return its result dict, and write it under `root`.
+
+    work_root: where the checkpoints of the run in progress go (`partial_dir`); default `root`
+    when writing, else none.
+
+    write: default True for full runs (root defaults to results/) and, for quick runs, only when a
+    `root` is given. Experiments with split "val" build only the train and val splits.
+    """
+    from .. import count_parameters
+    from ..models import HourGlass
+    from ..train import TrainConfig, Trainer, evaluate
+
+    if write is None:
+        write = (not quick) or root is not None
+    root = RESULTS if root is None else root
+    train_kw = train_settings(exp, row, overrides, recipe)
+    teacher = train_kw.get("distill_teacher")
+    if isinstance(teacher, str) and teacher.startswith("@"):  # "@row": that row's network, same seed
+        train_kw["distill_teacher"] = ensure_teacher(exp, teacher[1:], seed, root, quick, progress, overrides,
+                                                     recipe, write, work_root)
+    data_kw = {}
+    if quick:  # a smoke-sized run so every code path executes in CI
+        train_kw.update(steps=4, batch_size=4, eval_samples=16, finetune_steps=min(train_kw.get("finetune_steps", 0), 2),
+                        warmup_steps=min(train_kw.get("warmup_steps", 0), 2))
+        for k in ("progressive_steps", "reverse_init_steps"):  # issue 16 stages: one step each
+            if train_kw.get(k):
+                train_kw[k] = 1
+        data_kw = dict(n_train=32, n_test=16, resolution=32)
+        train_kw.update(overrides or {})  # explicit flags still win (benchmarks set --steps)
+        if train_kw.get("eval_every") and "eval_every" not in (overrides or {}):
+            train_kw["eval_every"] = max(1, train_kw["steps"] // 2)
+    val_mode = exp.split == "val"
+    if not val_mode:
+        train_kw["eval_every"] = 0  # no periodic look at the test split
+    # A killed run resumes from its last checkpoint under `work_root` (bit-exact, see tinybin.train).
+    # ckpt_every is set whether or not this run checkpoints, so its stored config does not depend
+    # on where it ran.
+    train_kw.setdefault("ckpt_every", CKPT_EVERY)
+    if work_root is None and write:
+        work_root = root
+    work = partial_dir(exp.name, row.name, seed, work_root) if work_root else None
+    eval_n = train_kw.pop("eval_samples")
+    cfg = TrainConfig(seed=seed, eval_samples=eval_n, flip_test=row.data != "segmentation", **train_kw)
+    net_kw = dict(row.net)
+    if quick:
+        net_kw.update(width=_quick_width(net_kw), depth=2, resolution=32)
+    net = HourGlass.downscaled(seed=seed, **net_kw)
+    paper_net = dict(row.net)
+    paper_net.pop("width", None)
+    paper_width = 192 if row.name == "hpm_f192" else 256
+    try:
+        paper_params = count_parameters(HourGlass.paper(width=paper_width, seed=None, **paper_net))
+    except TypeError:
+        paper_params = None
+    splits = ("train", "val") if val_mode else ("train", "test")
+    train, evalset = make_data(row.data, seed=seed, splits=splits, **data_kw)
+    t0 = time.time()
+    trainer = Trainer(net, train, cfg, val=evalset if val_mode else None, progress=progress, out_dir=work)
+    history = trainer.fit(resume=work is not None)
+    train_time = time.time() - t0
+    if is_teacher(exp, row):
+        from ..serialization import save as save_ckpt
+        save_ckpt(net, teacher_path(exp.name, row.name, seed, _teacher_root(root, write, work_root)))
+    res = evaluate(net, evalset, eval_n, flip=cfg.flip_test, return_distances=True)
+    metrics = {k: v for k, v in res.items() if k not in ("errors", "distances")}
+    per_stack = None
+    if net.config["stacks"] > 1 and row.data == "pose":  # every stack's output (Table 11)
+        per_stack = []
+        for k in range(1, net.config["stacks"] + 1):
+            r_k = evaluate(_FirstStacks(net, k), evalset, eval_n, flip=cfg.flip_test)
+            per_stack.append({"stack": k, **{m: r_k[m] for m in ("pckh", "pckh_matched", "matched_threshold")}})
+    out = {
+        "experiment": exp.name, "row": row.name, "label": row.label, "seed": seed, "quick": quick,
+        "split": exp.split, "metrics": metrics,
+        "params": count_parameters(net), "paper_scale_params": paper_params,
+        "paper": row.paper, "paper_params": row.paper_params,
+        "train_time_s": round(max(train_time, trainer.train_time), 1), "code": code_version(),
+        "step_time_s": round(trainer.train_time / max(cfg.total_steps(net.config["stacks"]), 1), 4),
+        "forward_ms": forward_ms(net, evalset.batch(np.arange(min(16, len(evalset))))["image"]),
+        "net_config": net.config, "train_config": asdict(cfg),
+        "data": {"kind": row.data, **DATA, **data_kw, "splits": list(splits)},
+        "loss_first": float(np.mean(history["loss"][:20])), "loss_last": float(np.mean(history["loss"][-20:])),
+        "loss_curve": [round(float(v), 5) for v in history["loss"][:: max(1, len(history["loss"]) // 100)]],
+    }
+    if per_stack is not None:
+        out["metrics_per_stack"] = per_stack
+    if "distances" in res:
+        out["distances"] = _json_rows(res["distances"])
+    elif row.data == "face":
+        out["nme_per_image"] = [round(float(v), 6) for v in res["errors"]]
+    if val_mode:
+        ev = history.get("eval_metrics", [])
+        out["val_curve"] = {"step": list(history["eval_step"]),
+                            **{k: [e.get(k) for e in ev] for k in (ev[0] if ev else {})}}
+    if write:
+        write_result(result_path(exp.name, row.name, seed, root), out)
+    if work:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+CKPT_EVERY = 500  # steps between the checkpoints of a run in progress
+
+
+# ---- distillation teachers (issue 16) -----------------------------------------------------------
+# A row whose training settings say distill_teacher="@name" learns from the network of row `name`
+# of the same experiment and seed. That row's run keeps its trained weights (a tinybin checkpoint)
+# at `<root>/.teachers/<exp>/<name>__seed<k>.npz` (like .partial/, not committed); a distilling run
+# whose teacher file is missing trains the teacher row first (writing its result too). The teacher
+# run is the same deterministic run either way; with --jobs > 1 two workers may both train it
+# (identical weights, atomic writes). Quick runs that write nothing keep teachers in a temp folder.
+
+_QUICK_TEACHERS: list[str] = []
+
+
+def teacher_path(exp: str, row: str, seed: int, root: str = RESULTS) -> str:
+    return os.path.join(root, ".teachers", exp, f"{row}__seed{seed}.npz")
+
+
+def is_teacher(exp: Experiment, row: Row) -> bool:
+    """Whether some row of `exp` distills from `row` (its run then keeps its weights)."""
+    return any(r.train.get("distill_teacher") == f"@{row.name}" for r in exp.rows)
+
+
+def _teacher_root(root: str, write: bool, work_root: str | None) -> str:
+    if work_root:
+        return work_root
+    if write:
+        return root
+    if not _QUICK_TEACHERS:
+        import tempfile
+        _QUICK_TEACHERS.append(tempfile.mkdtemp(prefix="tinybin-teachers-"))
+    return _QUICK_TEACHERS[0]
+
+
+def ensure_teacher(exp: Experiment, name: str, seed: int, root: str | None, quick: bool, progress: bool,
+                   overrides, recipe, write, work_root) -> str:
+    """The checkpoint path of row `name`'s trained network for `seed`; trains the row when missing."""
+    row = exp.row(name)
+    w = ((not quick) or root is not None) if write is None else write
+    r = RESULTS if root is None else root
+    wr = work_root if work_root is not None else (r if w else None)
+    path = teacher_path(exp.name, name, seed, _teacher_root(r, w, wr))
+    if not os.path.exists(path):
+        run_one(exp, row, seed, root=root, quick=quick, progress=progress, overrides=overrides, recipe=recipe,
+                write=write, work_root=work_root)
+    return path
+
+
+def partial_dir(exp: str, row: str, seed: int, root: str = RESULTS) -> str:
+    """Checkpoints of a run in progress: `<root>/.partial/<exp>/<row>__seed<k>/` (not committed;
+    removed once the result file is written). An interrupted `run` resumes from here."""
+    return os.path.join(root, ".partial", exp, f"{row}__seed{seed}")
+
+
+def code_version() -> dict:
+    """Which code made a result: the tinybin version and, in a git checkout, the commit and whether
+    the tree had uncommitted changes (None outside a checkout)."""
+    from .. import __version__
+    out: dict = {"tinybin": __version__, "commit": None, "dirty": None}
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the tinybin package
+    try:
+        rev = subprocess.run(["git", "-C", here, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        if rev.returncode == 0:
+            out["commit"] = rev.stdout.strip()
+            st = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no", "--", "."],
+                                capture_output=True, text=True, timeout=10)
+            out["dirty"] = bool(st.stdout.strip()) if st.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
+
+
+def _quick_width(net_kw: dict) -> int:
+    """The smallest of 16, 32, 64, ... at which the row's network builds at R = 32, D = 2 (quick
+    runs; 16 suits every block at its defaults, deep or high-cardinality hpm blocks need more)."""
+    from ..models import HourGlass
+    kw = {k: v for k, v in net_kw.items() if k not in ("width", "depth", "resolution")}
+    for w in (16, 32, 64, 128, 256):
+        try:
+            HourGlass.downscaled(seed=None, **{**kw, "width": w, "depth": 2, "resolution": 32})
+            return w
+        except ValueError:
+            continue
+    raise ValueError(f"quick run: no width up to 256 builds {net_kw}")
+
+
+def forward_ms(net, images: np.ndarray, repeats: int = 7) -> float:
+    """Median wall time (ms) of one eval-mode forward pass of `net` on `images` (N, R, R, 3), after
+    one warm-up pass; the network's mode is restored. Absolute times depend on the machine and its
+    load: compare rows by ratios of medians, ideally measured in one process (`forward_times`)."""
+    from ..tensor import Tensor, no_grad
+    x = Tensor(np.ascontiguousarray(images, dtype=np.float32))
+    was = net.training
+    net.eval()
+    try:
+        with no_grad():
+            net(x)
+            ts = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                net(x)
+                ts.append(time.perf_counter() - t0)
+    finally:
+        net.train(was)
+    return round(float(np.median(ts)) * 1e3, 3)
+
+
+def forward_times(nets: dict, images: np.ndarray, rounds: int = 7) -> dict[str, float]:
+    """Median forward time (ms) of each network in `nets` {name: net}, measured in interleaved
+    rounds (one forward of each per round) so that machine load affects all of them alike."""
+    ts = {k: [] for k in nets}
+    for k, n in nets.items():
+        forward_ms(n, images, repeats=1)  # warm-up (Numba compilation, caches)
+    for _ in range(rounds):
+        for k, n in nets.items():
+            ts[k].append(forward_ms(n, images, repeats=1))
+    return {k: float(np.median(v)) for k, v in ts.items()}
+
+
+class _FirstStacks:
+    """`net` seen through its first k stacks only: forward returns stack k's logits, so that
+    `evaluate` scores an intermediate stack (Table 11's per-stack accuracy)."""
+
+    def __init__(self, net, k: int):
+        self.net, self.k = net, k
+
+    @property
+    def training(self) -> bool:
+        return self.net.training
+
+    def train(self, mode: bool = True):
+        self.net.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def __call__(self, x):
+        return self.net(x, num_stacks=self.k)[-1]
+
+
+_LEAF_LIST = re.compile(r"\[[\s\d.,eE+\-nulNaIfity]*\]")
+
+
+# Fields of a result that differ between two runs of the same job (wall-clock measurements).
+TIMING_FIELDS = ("train_time_s", "step_time_s", "forward_ms")
+
+
+def result_files(root: str) -> dict[str, dict]:
+    """{path relative to `root`: result dict without `TIMING_FIELDS`} for every result file under
+    `root` (runs in progress, under hidden folders such as `.partial/`, are skipped): what must be
+    identical whichever way the jobs ran (one process, worker processes, a Dask cluster)."""
+    out = {}
+    for dirpath, dirnames, names in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for n in sorted(names):
+            if n.endswith(".json") and "__seed" in n:
+                path = os.path.join(dirpath, n)
+                with open(path) as fh:
+                    r = json.load(fh)
+                out[os.path.relpath(path, root)] = {k: v for k, v in r.items() if k not in TIMING_FIELDS}
+    return out
+
+
+def write_result(path: str, obj: dict) -> None:
+    """Atomic JSON write with lists of numbers on one line each (distances stay compact)."""
+    from ..serialization import _atomic_write
+    text = json.dumps(obj, indent=1, sort_keys=True, allow_nan=True)
+    text = _LEAF_LIST.sub(lambda m: "[" + ",".join(p.strip() for p in m.group(0)[1:-1].split(",")) + "]"
+                          if m.group(0)[1:-1].strip() else "[]", text)
+    _atomic_write(path, ".json", "w", lambda fh: fh.write(text + "\n"))
+
+
+# ---- many runs: local processes or a Dask cluster ------------------------------------------------
+
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
+               "TINYBIN_BLAS_THREADS")
+
+
+@contextlib.contextmanager
+def _single_thread_env():
+    """Set the thread-count variables to 1 while worker processes are spawned (they read them
+    before importing NumPy / Numba), then restore this process's environment."""
+    old = {k: os.environ.get(k) for k in _THREAD_ENV}
+    os.environ.update({k: "1" for k in _THREAD_ENV})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _job(exp_name: str, row_name: str, seed: int, quick: bool, overrides: dict | None,
+         recipe: dict | None, work_root: str | None = None) -> dict:
+    """One (row, seed) in a worker process or on a Dask worker: single-threaded, returns the dict.
+    Local workers checkpoint under `work_root` (the client's results folder), so a killed run
+    resumes; Dask workers, which may not see that folder, do not."""
+    from ..threads import set_num_threads
+    set_num_threads(1)
+    exp = get(exp_name)
+    return run_one(exp, exp.row(row_name), seed, quick=quick, progress=False, overrides=overrides,
+                   recipe=recipe, write=False, work_root=work_root)
+
+
+def default_jobs() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def run(name: str, seeds: int = 3, root: str | None = None, rows: list[str] | None = None, quick: bool = False,
+        progress: bool = True, first_seed: int = 0, jobs: int = 1, scheduler=None,
+        overrides: dict | None = None, recipe: dict | None = None) -> list[dict]:
+    """Train every (row, seed) of experiment `name` whose result file does not exist yet.
+
+    jobs == 1 and no scheduler: one after the other in this process. jobs > 1: that many spawned
+    worker processes, each single-threaded. scheduler: the address of a Dask scheduler (or a
+    `dask.distributed.Client`); the jobs run on its workers. In every case this process writes
+    the returned result files, which are identical up to the timing fields. Quick runs write only
+    when `root` is given. Returns the results of all (row, seed) in (seed, row) order.
+    """
+    exp = get(name)
+    write = (not quick) or root is not None
+    root = RESULTS if root is None else root
+    if rows:
+        for r in rows:
+            exp.row(r)
+    todo, found = [], {}
+    for seed in range(first_seed, first_seed + seeds):
+        for row in exp.rows:
+            if rows and row.name not in rows:
+                continue
+            path = result_path(exp.name, row.name, seed, root)
+            if write and os.path.exists(path):
+                with open(path) as fh:
+                    found[(row.name, seed)] = json.load(fh)
+            else:
+                todo.append((row.name, seed))
+    todo.sort(key=lambda t: not is_teacher(exp, exp.row(t[0])))  # distillation teachers first (stable)
+    if scheduler is not None:
+        found.update(_run_dask(exp, todo, scheduler, root, write, quick, progress, overrides, recipe))
+    elif jobs > 1 and len(todo) > 1:
+        found.update(_run_pool(exp, todo, jobs, root, write, quick, progress, overrides, recipe))
+    else:
+        for row_name, seed in todo:
+            print(f"[{exp.name}] {row_name} seed {seed}", flush=True)
+            found[(row_name, seed)] = run_one(exp, exp.row(row_name), seed, root if write else None, quick=quick,
+                                              progress=progress, overrides=overrides, recipe=recipe, write=write)
+    order = [(r.name, s) for s in range(first_seed, first_seed + seeds) for r in exp.rows
+             if not rows or r.name in rows]
+    return [found[k] for k in order if k in found]
+
+
+def _bar(total: int, desc: str, progress: bool):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        return None
+    kw = {} if progress else {"disable": True}  # else TQDM_DISABLE=1 still silences it
+    return tqdm(total=total, desc=desc, unit="job", dynamic_ncols=True, **kw)
+
+
+def _collect(exp, pending, get_result, root, write, progress, what):
+    """Write each finished job's result; report failures after the others have finished."""
+    done, failed = {}, []
+    bar = _bar(len(pending), f"{exp.name} ({what})", progress)
+    try:
+        for key, result in get_result():
+            row_name, seed = key
+            if isinstance(result, BaseException):
+                failed.append((key, result))
+                print(f"[{exp.name}] {row_name} seed {seed} failed: {type(result).__name__}: {result}",
+                      file=sys.stderr, flush=True)
+            else:
+                if write:
+                    write_result(result_path(exp.name, row_name, seed, root), result)
+                done[key] = result
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(pending)} jobs failed, first: {failed[0][0]}: "
+                           f"{type(failed[0][1]).__name__}: {failed[0][1]}") from failed[0][1]
+    return done
+
+
+def _run_pool(exp, todo, jobs, root, write, quick, progress, overrides, recipe):
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    ctx = mp.get_context("spawn")
+    with _single_thread_env(), ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as ex:
+        futs = {ex.submit(_job, exp.name, r, s, quick, overrides, recipe, root if write else None): (r, s)
+                for r, s in todo}
+
+        def results():
+            for f in as_completed(futs):
+                e = f.exception()
+                yield futs[f], (e if e is not None else f.result())
+        try:
+            return _collect(exp, todo, results, root, write, progress, f"{min(jobs, len(todo))} processes")
+        except KeyboardInterrupt:
+            for f in futs:
+                f.cancel()
+            raise
+
+
+def _run_dask(exp, todo, scheduler, root, write, quick, progress, overrides, recipe):
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError:
+        raise ValueError("--scheduler needs dask.distributed: pip install 'tinybin[cluster]'") from None
+    own = not isinstance(scheduler, Client)
+    client = Client(scheduler) if own else scheduler
+    try:
+        futs = {client.submit(_job, exp.name, r, s, quick, overrides, recipe, pure=False,
+                              key=f"tinybin-{exp.name}-{r}-{s}-{time.time_ns()}"): (r, s) for r, s in todo}
+
+        def results():
+            for f in as_completed(list(futs)):
+                e = f.exception()
+                yield futs[f], (e if e is not None else f.result())
+        return _collect(exp, todo, results, root, write, progress, "dask")
+    finally:
+        if own:
+            client.close()
+
+
