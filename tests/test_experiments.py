@@ -22,11 +22,9 @@ def test_quick_run_of_one_row_executes_every_path():
     assert np.isfinite(r["metrics"]["pckh"]) and r["params"] > 0
 
 
-def test_runner_skips_finished_runs_and_report_reproduces(tmp_path, monkeypatch):
-    calls = []
-
+def _fake_run_one(calls, interrupt_at=None):
     def fake_run_one(exp, row, seed, root, quick=False, progress=True, overrides=None, recipe=None, write=None):
-        calls.append((row.name, seed))
+        calls.append((exp.name, row.name, seed))
         out = {"experiment": exp.name, "row": row.name, "label": row.label, "seed": seed,
                "metrics": {"pckh": 50.0 + seed + len(row.name),
                            "pckh_parts": {p: 10.0 * seed for p in ("Head", "Shoulder", "Elbow", "Wrist",
@@ -34,24 +32,60 @@ def test_runner_skips_finished_runs_and_report_reproduces(tmp_path, monkeypatch)
                "params": 1000, "paper_scale_params": 6236560,
                "paper": row.paper, "paper_params": row.paper_params, "train_time_s": 60.0}
         _write(X.result_path(exp.name, row.name, seed, root), out)
-        if len(calls) == 3:
+        if len(calls) == interrupt_at:
             raise KeyboardInterrupt  # interrupted mid-experiment
         return out
+    return fake_run_one
 
-    monkeypatch.setattr(X.runner, "run_one", fake_run_one)
+
+def test_runner_skips_finished_runs_and_report_reproduces(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(X.runner, "run_one", _fake_run_one(calls, interrupt_at=3))
     with pytest.raises(KeyboardInterrupt):
         X.run("table1", seeds=2, root=str(tmp_path))
-    assert calls == [("bottleneck_real", 0), ("bottleneck_binary", 0), ("bottleneck_real", 1)]
+    # table1's binary bottleneck is table2's bottleneck row (same_as): that row is what trains
+    assert calls == [("table1", "bottleneck_real", 0), ("table2", "bottleneck", 0), ("table1", "bottleneck_real", 1)]
     X.run("table1", seeds=2, root=str(tmp_path))
-    assert calls[3:] == [("bottleneck_binary", 1)]  # only the missing run was trained
+    assert calls[3:] == [("table2", "bottleneck", 1)]  # only the missing run was trained
     s = {r["row"]: r for r in X.summarize("table1", str(tmp_path))}
     v = [50 + len("bottleneck_real"), 51 + len("bottleneck_real")]
     assert s["bottleneck_real"]["mean"] == pytest.approx(np.mean(v))
     assert s["bottleneck_real"]["std"] == pytest.approx(np.std(v, ddof=1))
+    assert s["bottleneck_binary"]["mean"] == pytest.approx(50.5 + len("bottleneck"))  # the copied results
+    copied = json.loads((tmp_path / "table1" / "bottleneck_binary__seed1.json").read_text())
+    assert copied["same_as"] == "table2/bottleneck" and copied["row"] == "bottleneck_binary"
     assert X.report("table1", str(tmp_path)) == X.report("table1", str(tmp_path))
     assert "76.5" in X.report("table1", str(tmp_path))
     parts = X.parts_report("table1", str(tmp_path))
     assert "| Head | 5.0 / 94.9 | 5.0 / 90.5 |" in parts  # mean of seeds 0 and 1 next to the paper
+
+
+def test_rows_shared_between_tables_train_once_in_one_pool(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(X.runner, "run_one", _fake_run_one(calls))
+    out = X.run(["table2:bottleneck,hpm", "table1"], seeds=2, root=str(tmp_path))
+    assert sorted(calls) == sorted([("table2", r, k) for r in ("bottleneck", "hpm") for k in (0, 1)]
+                                   + [("table1", "bottleneck_real", k) for k in (0, 1)])
+    assert [(r["experiment"], r["row"], r["seed"]) for r in out] == [
+        ("table2", "bottleneck", 0), ("table2", "hpm", 0), ("table2", "bottleneck", 1), ("table2", "hpm", 1),
+        ("table1", "bottleneck_real", 0), ("table1", "bottleneck_binary", 0),
+        ("table1", "bottleneck_real", 1), ("table1", "bottleneck_binary", 1)]
+    with pytest.raises(ValueError, match="unknown row"):
+        X.run(["table1"], seeds=1, root=str(tmp_path), rows=["nope"])
+    with pytest.raises(ValueError, match="unknown row"):
+        X.run(["table1:nope"], seeds=1, root=str(tmp_path))
+
+
+def test_same_as_rows_are_the_same_run():
+    """A row that copies another table's results must train exactly that network the same way."""
+    pairs = [(e, r) for e in X.EXPERIMENTS.values() for r in e.rows if r.same_as]
+    assert pairs, "no same_as rows"
+    for exp, row in pairs:
+        src_exp, src = X.source(exp, row)
+        assert src is not row and not src.same_as
+        assert (row.net, row.data) == (src.net, src.data), row.name
+        assert X.train_settings(exp, row) == X.train_settings(src_exp, src), row.name
+        assert (row.paper, row.paper_params) == (src.paper, src.paper_params), row.name
 
 
 def _write(path, obj):

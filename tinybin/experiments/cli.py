@@ -47,7 +47,8 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="list the experiments and their rows")
     r = sub.add_parser("run", help="train every (row, seed) not done yet (resumable)")
-    r.add_argument("experiment", nargs="+", help=f"one or more of {sorted(EXPERIMENTS)}")
+    r.add_argument("experiment", nargs="+", help=f"one or more of {sorted(EXPERIMENTS)}, trained in one pool; "
+                                                 "exp:row1,row2 picks rows")
     _add_run_args(r, 3)
     c = sub.add_parser("calibrate", help="the calibration sweep on the validation split (results/calibration)")
     _add_run_args(c, 1)
@@ -62,26 +63,27 @@ def main(argv=None) -> int:
             for e in EXPERIMENTS.values():
                 print(f"{e.name:<12} {e.source:<24} {e.title}")
                 for row in e.rows:
-                    print(f"    {row.name:<34} {row.label}")
+                    print(f"    {row.name:<34} {row.label}" + (f" (= {row.same_as})" if row.same_as else ""))
         elif a.cmd in ("run", "calibrate"):
             names = ["calibration"] if a.cmd == "calibrate" else a.experiment
             recipe = load_recipe(a.recipe) if a.recipe else None
             jobs = default_jobs() if a.jobs is None else a.jobs
             if jobs < 1:
                 raise ValueError(f"--jobs must be >= 1, got {jobs}")
-            for name in names:
-                exp = get(name)
-                over = _overrides(a)
-                if exp.name == "calibration" and set(over) & {"lr", "lr_end", "warmup_steps", "clip_latent"}:
-                    raise ValueError("calibration rows set lr, warm-up and clipping themselves; "
-                                     "only --steps, --eval-every, --eval-samples, --batch-size apply")
-                run(name, a.seeds, a.results, a.rows, a.quick, first_seed=a.first_seed, jobs=jobs,
-                    scheduler=a.scheduler, overrides=over, recipe=recipe)
-                if not a.quick or a.results:
-                    root = a.results or RESULTS
-                    print(report(name, root))
+            over = _overrides(a)
+            exps = [get(n.partition(":")[0]) for n in names]
+            if any(e.name == "calibration" for e in exps) and set(over) & {"lr", "lr_end", "warmup_steps",
+                                                                           "clip_latent"}:
+                raise ValueError("calibration rows set lr, warm-up and clipping themselves; "
+                                 "only --steps, --eval-every, --eval-samples, --batch-size apply")
+            run(names, a.seeds, a.results, a.rows, a.quick, first_seed=a.first_seed, jobs=jobs,
+                scheduler=a.scheduler, overrides=over, recipe=recipe)
+            if not a.quick or a.results:
+                root = a.results or RESULTS
+                for exp in {e.name: e for e in exps}.values():
+                    print(report(exp.name, root))
                     if exp.split == "val":
-                        print(curves_report(name, root))
+                        print(curves_report(exp.name, root))
         else:
             for name in a.experiment or list(EXPERIMENTS):
                 print(curves_report(name, a.results) if a.curves else report(name, a.results, a.threshold))

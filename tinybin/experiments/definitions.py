@@ -33,6 +33,8 @@ class Row:
     data: str = "pose"              # a key of tinybin.data.KINDS: pose | face | segmentation
     paper: float | None = None      # the paper's number for this row (PCKh %, NME %, mIU %)
     paper_params: str | None = None  # the paper's parameter count as printed ("6.2M")
+    same_as: str | None = None      # "experiment/row": the identical run of another table. The
+    #                                 runner trains that row once and copies its result files here.
 
 
 @dataclass
@@ -56,15 +58,16 @@ class Experiment:
         raise ValueError(f"{self.name}: unknown row {name!r}; choose from {[r.name for r in self.rows]}")
 
 
-def _pose(name, label, paper=None, pp=None, **net):
+def _pose(name, label, paper=None, pp=None, same_as=None, **net):
     train = net.pop("train", {})
-    return Row(name, label, net=net, train=train, paper=paper, paper_params=pp)
+    return Row(name, label, net=net, train=train, paper=paper, paper_params=pp, same_as=same_as)
 
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("table1", "Real vs binary bottleneck hourglass", "Table 1", "pckh", [
         _pose("bottleneck_real", "Bottleneck (real)", 76.5, "3.5M", block="bottleneck", binary=False),
-        _pose("bottleneck_binary", "Bottleneck (binary)", 67.2, "3.5M", block="bottleneck", binary=True),
+        _pose("bottleneck_binary", "Bottleneck (binary)", 67.2, "3.5M", block="bottleneck",
+              same_as="table2/bottleneck"),
     ], reference="bottleneck_binary",
        comparisons=(("HPM: real (table3 hpm_real) - binary (table2 hpm)", ("table3", "hpm_real"), ("table2", "hpm")),)),
     Experiment("table2", "Binary blocks", "Table 2", "pckh", [
@@ -282,6 +285,15 @@ def synthetic_head_fraction(n: int = 2000, resolution: int = 64, difficulty: flo
     """
     (train,) = make_data("pose", seed, n_train=n, resolution=resolution, difficulty=difficulty, splits=("train",))
     return float(np.median(train.batch(np.arange(n))["head_size"]) / resolution)
+
+
+def source(exp: Experiment, row: Row) -> tuple[Experiment, Row]:
+    """The (experiment, row) whose run gives `row`'s results: itself, or its `same_as`."""
+    if not row.same_as:
+        return exp, row
+    e, _, r = row.same_as.partition("/")
+    target = get(e)
+    return target, target.row(r)
 
 
 def get(name: str) -> Experiment:

@@ -16,7 +16,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from .definitions import BUDGET, DATA, Experiment, LR_DROP, RECIPE, RESULTS, Row, get, make_data
+from .definitions import BUDGET, DATA, Experiment, LR_DROP, RECIPE, RESULTS, Row, get, make_data, source
 
 # ---- one run -----------------------------------------------------------------------------------
 
@@ -395,47 +395,93 @@ def default_jobs() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
-def run(name: str, seeds: int = 3, root: str | None = None, rows: list[str] | None = None, quick: bool = False,
-        progress: bool = True, first_seed: int = 0, jobs: int = 1, scheduler=None,
+def run(name: str | list[str], seeds: int = 3, root: str | None = None, rows: list[str] | None = None,
+        quick: bool = False, progress: bool = True, first_seed: int = 0, jobs: int = 1, scheduler=None,
         overrides: dict | None = None, recipe: dict | None = None) -> list[dict]:
     """Train every (row, seed) of experiment `name` whose result file does not exist yet.
+
+    name: an experiment, or a list of them whose jobs share one pool (no core idles between
+    tables); "exp:row1,row2" picks rows of one experiment. rows: only rows of these names (each
+    must exist in one of the experiments). A row with `same_as` is not trained itself: its source
+    row is (once, whichever experiment asks), and the result is copied into this experiment's
+    folder with `same_as` recorded.
 
     jobs == 1 and no scheduler: one after the other in this process. jobs > 1: that many spawned
     worker processes, each single-threaded. scheduler: the address of a Dask scheduler (or a
     `dask.distributed.Client`); the jobs run on its workers. In every case this process writes
     the returned result files, which are identical up to the timing fields. Quick runs write only
-    when `root` is given. Returns the results of all (row, seed) in (seed, row) order.
+    when `root` is given. Returns the results of all (row, seed), per experiment in (seed, row) order.
     """
-    exp = get(name)
     write = (not quick) or root is not None
     root = RESULTS if root is None else root
+    wanted = _selection([name] if isinstance(name, str) else list(name), rows, first_seed, seeds)
+    todo, found = [], {}
+    for exp, row, seed in wanted:
+        key = _key(*source(exp, row), seed)
+        path = result_path(*key, root)
+        if write and os.path.exists(path):
+            with open(path) as fh:
+                found[key] = json.load(fh)
+        elif key not in found and key not in todo:
+            todo.append(key)
+    todo.sort(key=lambda k: not is_teacher(get(k[0]), get(k[0]).row(k[1])))  # distillation teachers first
+    try:
+        if scheduler is not None:
+            found.update(_run_dask(todo, scheduler, root, write, quick, progress, overrides, recipe))
+        elif jobs > 1 and len(todo) > 1:
+            found.update(_run_pool(todo, jobs, root, write, quick, progress, overrides, recipe))
+        else:
+            for e, r, seed in todo:
+                print(f"[{e}] {r} seed {seed}", flush=True)
+                exp = get(e)
+                found[(e, r, seed)] = run_one(exp, exp.row(r), seed, root if write else None, quick=quick,
+                                              progress=progress, overrides=overrides, recipe=recipe, write=write)
+    finally:  # copy what the same_as rows need, also after a failure or an interruption
+        out = []
+        for exp, row, seed in wanted:
+            key = _key(*source(exp, row), seed)
+            if key not in found and write and os.path.exists(result_path(*key, root)):
+                with open(result_path(*key, root)) as fh:
+                    found[key] = json.load(fh)
+            result = found.get(key)
+            if result is None:
+                continue
+            if row.same_as:
+                result = dict(result, experiment=exp.name, row=row.name, label=row.label, paper=row.paper,
+                              paper_params=row.paper_params, same_as=row.same_as)
+                path = result_path(exp.name, row.name, seed, root)
+                if write and not os.path.exists(path):
+                    write_result(path, result)
+            out.append(result)
+    return out
+
+
+def _key(exp: Experiment, row: Row, seed: int) -> tuple[str, str, int]:
+    return exp.name, row.name, seed
+
+
+def _selection(names: list[str], rows: list[str] | None, first_seed: int, seeds: int):
+    """[(experiment, row, seed)] in (experiment, seed, row) order for `run`."""
+    picked = []
+    for item in names:
+        exp_name, _, only = item.partition(":")
+        exp = get(exp_name)
+        only_rows = [r for r in only.split(",") if r] or None
+        for r in only_rows or []:
+            exp.row(r)
+        picked.append((exp, only_rows))
     if rows:
         for r in rows:
-            exp.row(r)
-    todo, found = [], {}
-    for seed in range(first_seed, first_seed + seeds):
-        for row in exp.rows:
-            if rows and row.name not in rows:
-                continue
-            path = result_path(exp.name, row.name, seed, root)
-            if write and os.path.exists(path):
-                with open(path) as fh:
-                    found[(row.name, seed)] = json.load(fh)
-            else:
-                todo.append((row.name, seed))
-    todo.sort(key=lambda t: not is_teacher(exp, exp.row(t[0])))  # distillation teachers first (stable)
-    if scheduler is not None:
-        found.update(_run_dask(exp, todo, scheduler, root, write, quick, progress, overrides, recipe))
-    elif jobs > 1 and len(todo) > 1:
-        found.update(_run_pool(exp, todo, jobs, root, write, quick, progress, overrides, recipe))
-    else:
-        for row_name, seed in todo:
-            print(f"[{exp.name}] {row_name} seed {seed}", flush=True)
-            found[(row_name, seed)] = run_one(exp, exp.row(row_name), seed, root if write else None, quick=quick,
-                                              progress=progress, overrides=overrides, recipe=recipe, write=write)
-    order = [(r.name, s) for s in range(first_seed, first_seed + seeds) for r in exp.rows
-             if not rows or r.name in rows]
-    return [found[k] for k in order if k in found]
+            if not any(r in {x.name for x in exp.rows} for exp, _ in picked):
+                raise ValueError(f"unknown row {r!r} in {names}")
+    out = []
+    for exp, only_rows in picked:
+        for seed in range(first_seed, first_seed + seeds):
+            for row in exp.rows:
+                if (only_rows and row.name not in only_rows) or (rows and row.name not in rows):
+                    continue
+                out.append((exp, row, seed))
+    return out
 
 
 def _bar(total: int, desc: str, progress: bool):
@@ -447,20 +493,21 @@ def _bar(total: int, desc: str, progress: bool):
     return tqdm(total=total, desc=desc, unit="job", dynamic_ncols=True, **kw)
 
 
-def _collect(exp, pending, get_result, root, write, progress, what):
+def _collect(pending, get_result, root, write, progress, what):
     """Write each finished job's result; report failures after the others have finished."""
     done, failed = {}, []
-    bar = _bar(len(pending), f"{exp.name} ({what})", progress)
+    names = ", ".join(dict.fromkeys(k[0] for k in pending))
+    bar = _bar(len(pending), f"{names} ({what})", progress)
     try:
         for key, result in get_result():
-            row_name, seed = key
+            exp_name, row_name, seed = key
             if isinstance(result, BaseException):
                 failed.append((key, result))
-                print(f"[{exp.name}] {row_name} seed {seed} failed: {type(result).__name__}: {result}",
+                print(f"[{exp_name}] {row_name} seed {seed} failed: {type(result).__name__}: {result}",
                       file=sys.stderr, flush=True)
             else:
                 if write:
-                    write_result(result_path(exp.name, row_name, seed, root), result)
+                    write_result(result_path(exp_name, row_name, seed, root), result)
                 done[key] = result
             if bar is not None:
                 bar.update(1)
@@ -473,27 +520,27 @@ def _collect(exp, pending, get_result, root, write, progress, what):
     return done
 
 
-def _run_pool(exp, todo, jobs, root, write, quick, progress, overrides, recipe):
+def _run_pool(todo, jobs, root, write, quick, progress, overrides, recipe):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
     ctx = mp.get_context("spawn")
     with _single_thread_env(), ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as ex:
-        futs = {ex.submit(_job, exp.name, r, s, quick, overrides, recipe, root if write else None): (r, s)
-                for r, s in todo}
+        futs = {ex.submit(_job, e, r, s, quick, overrides, recipe, root if write else None): (e, r, s)
+                for e, r, s in todo}
 
         def results():
             for f in as_completed(futs):
                 e = f.exception()
                 yield futs[f], (e if e is not None else f.result())
         try:
-            return _collect(exp, todo, results, root, write, progress, f"{min(jobs, len(todo))} processes")
+            return _collect(todo, results, root, write, progress, f"{min(jobs, len(todo))} processes")
         except KeyboardInterrupt:
             for f in futs:
                 f.cancel()
             raise
 
 
-def _run_dask(exp, todo, scheduler, root, write, quick, progress, overrides, recipe):
+def _run_dask(todo, scheduler, root, write, quick, progress, overrides, recipe):
     try:
         from dask.distributed import Client, as_completed
     except ImportError:
@@ -501,14 +548,14 @@ def _run_dask(exp, todo, scheduler, root, write, quick, progress, overrides, rec
     own = not isinstance(scheduler, Client)
     client = Client(scheduler) if own else scheduler
     try:
-        futs = {client.submit(_job, exp.name, r, s, quick, overrides, recipe, pure=False,
-                              key=f"tinybin-{exp.name}-{r}-{s}-{time.time_ns()}"): (r, s) for r, s in todo}
+        futs = {client.submit(_job, e, r, s, quick, overrides, recipe, pure=False,
+                              key=f"tinybin-{e}-{r}-{s}-{time.time_ns()}"): (e, r, s) for e, r, s in todo}
 
         def results():
             for f in as_completed(list(futs)):
                 e = f.exception()
                 yield futs[f], (e if e is not None else f.result())
-        return _collect(exp, todo, results, root, write, progress, "dask")
+        return _collect(todo, results, root, write, progress, "dask")
     finally:
         if own:
             client.close()
