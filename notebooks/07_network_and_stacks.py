@@ -105,7 +105,7 @@ print(f"improved HG forward time: {100 * speedup:.0f}% less than HG (paper: up t
 # half the Nyquist frequency (0 = smooth, 0.80 = white noise).
 
 # %%
-cfg = TrainConfig(steps=LIVE_STEPS, batch_size=BATCH, lr=E.BUDGET["lr"], lr_end=E.BUDGET["lr_end"], seed=SEED)
+cfg = TrainConfig.recommended(binary=True, steps=LIVE_STEPS, batch_size=BATCH, seed=SEED)
 kinds = {"real bottleneck": dict(block="bottleneck", binary=False),
          "binary bottleneck": dict(block="bottleneck", binary=True),
          "binary HPM": dict(block="hpm", binary=True)}

@@ -146,6 +146,16 @@ def test_synthetic_head_fraction_constant_matches_generator():
     assert X.synthetic_head_fraction() == pytest.approx(M.SYNTHETIC_POSE_HEAD_FRACTION, abs=5e-5)
 
 
+def test_recipe_is_what_the_calibration_rule_picks_from_the_committed_sweep():
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results")
+    choice = X.calibration_choice(root)
+    for kind in ("binary", "real"):
+        assert "missing" not in choice[kind], choice[kind]
+        want = {k: v for k, v in choice[kind]["settings"].items()}
+        assert X.RECIPE[kind] == pytest.approx(want), kind
+        assert {k: X.recommended(kind == "binary")[k] for k in want} == pytest.approx(want)
+
+
 def test_calibration_grid_and_recipe_precedence(tmp_path):
     cal = X.get("calibration")
     assert len(cal.rows) == 22 and len({r.name for r in cal.rows}) == len(cal.rows)

@@ -552,19 +552,28 @@ def test_cli_unknown_flag_prints_the_subcommand_usage(capsys):
 
 
 def test_cli_prog_name_and_defaults_in_help(monkeypatch, capsys):
-    from tinybin.__main__ import build_parser
-    from tinybin.experiments import BUDGET, DATA
+    from tinybin.__main__ import build_parser, train_config
+    from tinybin.experiments import DATA, recommended
+    from tinybin.train import TrainConfig
     monkeypatch.setattr(sys, "argv", ["/usr/local/bin/tinybin"])
     ap = build_parser()
     assert ap.prog == "tinybin"
     t = ap._commands["train"]
     opts = {a.dest: a.default for a in t._actions}
-    assert (opts["lr"], opts["lr_end"], opts["steps"], opts["batch_size"]) == \
-        (BUDGET["lr"], BUDGET["lr_end"], BUDGET["steps"], BUDGET["batch_size"])
     assert (opts["difficulty"], opts["n_train"], opts["n_test"]) == (DATA["difficulty"], DATA["n_train"], DATA["n_test"])
     assert "no_progress" in opts
-    help_text = t.format_help()
-    assert f"(default: {BUDGET['lr']})" in help_text and "usage: tinybin train" in help_text
+    help_text = " ".join(t.format_help().split())
+    b, r = recommended(True), recommended(False)
+    assert f"binary {b['lr']:g}, real {r['lr']:g}" in help_text or b["lr"] == r["lr"]
+    assert "usage: tinybin train" in help_text
+    # no flags: the calibrated recipe of the network's kind; flags on top (--lr alone: lr_end = lr / 5)
+    for real in (False, True):
+        a = ap.parse_args(["train"] + (["--real"] if real else []))
+        want = TrainConfig.recommended(binary=not real, ckpt_every=a.ckpt_every, eval_every=0, loss="bce")
+        assert train_config(a, "bce") == want
+    a = ap.parse_args(["train", "--lr", "0.002", "--steps", "7", "--clip-latent", "0"])
+    cfg = train_config(a, "bce")
+    assert (cfg.lr, cfg.lr_end, cfg.steps, cfg.clip_latent) == (0.002, pytest.approx(0.0004), 7, None)
     monkeypatch.setattr(sys, "argv", ["/x/tinybin/__main__.py"])
     assert build_parser().prog == "python -m tinybin"
 

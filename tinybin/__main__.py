@@ -74,9 +74,18 @@ def _finite_any(text: str) -> float:
 
 
 def _recipe():
-    """The training recipe and data settings the experiments use: the CLI defaults."""
-    from .experiments import BUDGET, DATA
-    return BUDGET, DATA
+    """The calibrated training settings (binary, real) and the data settings of the experiments:
+    the CLI defaults."""
+    from .experiments import DATA, recommended
+    return recommended(True), recommended(False), DATA
+
+
+def _both(key: str, binary: dict, real: dict) -> str:
+    """'5' or 'binary 0.01, real 0.005': a setting of the binary and the real recipe, for --help."""
+    def fmt(v):
+        return "off" if v is None else format(v, "g")
+    b, r = binary.get(key), real.get(key)
+    return fmt(b) if b == r else f"binary {fmt(b)}, real {fmt(r)}"
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -174,7 +183,7 @@ def cmd_demo(a) -> int:
     from matplotlib.figure import Figure
 
     from . import count_parameters, packed, viz
-    from .experiments import BUDGET, DATA
+    from .experiments import DATA
     from .metrics import pckh, pckh_curve
     from .models import HourGlass
     from .train import TrainConfig, Trainer, annotated, evaluate, write_json
@@ -204,8 +213,8 @@ def cmd_demo(a) -> int:
     results, histories = {}, {}
     for name, net in nets.items():
         print(f"\n== training the {name} hourglass ({count_parameters(net):,} parameters)", flush=True)
-        cfg = TrainConfig(steps=steps, batch_size=4 if quick else 16, lr=BUDGET["lr"], lr_end=BUDGET["lr_end"],
-                          seed=a.seed, eval_samples=len(test))
+        cfg = TrainConfig.recommended(binary=net.config["binary"], steps=steps, batch_size=4 if quick else 16,
+                                      seed=a.seed, eval_samples=len(test))
         tr = Trainer(net, train, cfg, val=test, out_dir=os.path.join(out, name.replace(" ", "_")),
                      progress=not a.no_progress)
         histories[name] = tr.fit(resume=False)
@@ -280,17 +289,30 @@ def cmd_demo(a) -> int:
 
 # ---- train / eval ------------------------------------------------------------------------------
 
+def train_config(a, loss: str):
+    """The `train` command's TrainConfig: the calibrated recipe for the network's kind (binary, or
+    real with --real), the flags that were given on top. --lr alone ends the schedule at lr / 5."""
+    from .experiments import LR_DROP
+    from .train import TrainConfig
+    given = {k: v for k, v in dict(steps=a.steps, batch_size=a.batch_size, lr=a.lr, lr_end=a.lr_end).items()
+             if v is not None}
+    if a.lr is not None and a.lr_end is None:
+        given["lr_end"] = a.lr * LR_DROP
+    if a.clip_latent is not None:
+        given["clip_latent"] = a.clip_latent or None
+    return TrainConfig.recommended(binary=not a.real, seed=a.seed, loss=a.loss or loss, augment=not a.no_augment,
+                                   ckpt_every=a.ckpt_every, eval_every=a.eval_every, **given)
+
+
 def cmd_train(a) -> int:
     from . import count_parameters
     from .data import get_kind
-    from .train import TrainConfig, Trainer
+    from .train import Trainer
     kind = get_kind(a.data)
     net = _build(a, kind.num_landmarks)
     R = net.config["resolution"]
     train, test = _data(kind.name, a.n_train, a.n_test, R, a.seed, a.difficulty)
-    cfg = TrainConfig(steps=a.steps, batch_size=a.batch_size, lr=a.lr, lr_end=a.lr_end, seed=a.seed,
-                      loss=a.loss or kind.loss, augment=not a.no_augment, clip_latent=a.clip_latent,
-                      ckpt_every=a.ckpt_every, eval_every=a.eval_every)
+    cfg = train_config(a, kind.loss)
     print(f"training {net.config} ({count_parameters(net):,} parameters) -> {a.out}", flush=True)
     tr = Trainer(net, train, cfg, val=test, out_dir=a.out, progress=not a.no_progress)
     tr.fit(resume=not a.restart)
@@ -428,7 +450,7 @@ def _prog() -> str:
 def build_parser() -> argparse.ArgumentParser:
     from .data import KINDS
     from .losses import LOSSES
-    budget, data = _recipe()
+    binary, real, data = _recipe()
     ap = argparse.ArgumentParser(prog=_prog(), description=__doc__, formatter_class=_Formatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
 
@@ -445,18 +467,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = command("train", help="train on synthetic data (resumes from OUT/checkpoint.npz)",
                 description="Train a network on synthetic data. The defaults are the recipe of the "
-                            "experiments (tinybin.experiments.BUDGET and DATA).")
+                            "experiments (tinybin.experiments.recommended and DATA): the recipe "
+                            "calibrated on the validation split, for a binary or a real network.")
     _net_args(t)
     t.add_argument("--data", default="pose", choices=list(KINDS), help="the data kind (tinybin.data.KINDS)")
-    t.add_argument("--steps", type=_int_min(0), default=budget["steps"])
-    t.add_argument("--batch-size", type=_int_min(1), default=budget["batch_size"])
-    t.add_argument("--lr", type=_float_in(0), default=budget["lr"])
-    t.add_argument("--lr-end", type=_float_in(0), default=budget["lr_end"],
-                   help="the learning rate after four geometric drops (= --lr: constant)")
+    t.add_argument("--steps", type=_int_min(0), default=None,
+                   help=f"default: the recipe's ({_both('steps', binary, real)})")
+    t.add_argument("--batch-size", type=_int_min(1), default=None,
+                   help=f"default: the recipe's ({_both('batch_size', binary, real)})")
+    t.add_argument("--lr", type=_float_in(0), default=None,
+                   help=f"default: the calibrated recipe's ({_both('lr', binary, real)})")
+    t.add_argument("--lr-end", type=_float_in(0), default=None,
+                   help="the learning rate after four geometric drops (= --lr: constant; default: "
+                        "the recipe's, or --lr / 5 when --lr is given)")
     t.add_argument("--loss", default=None, choices=list(LOSSES),
                    help="tinybin.losses.LOSSES (None: the data kind's loss)")
-    t.add_argument("--clip-latent", type=_float_in(0), default=None,
-                   help="clamp the latent binary weights to [-C, C]")
+    t.add_argument("--clip-latent", type=_float_in(0, lo_open=False), default=None,
+                   help=f"clamp the latent binary weights to [-C, C]; 0: off (default: the recipe's, "
+                        f"{_both('clip_latent', binary, real)})")
     t.add_argument("--no-augment", action="store_true")
     t.add_argument("--n-train", type=_int_min(1), default=data["n_train"])
     t.add_argument("--n-test", type=_int_min(1), default=data["n_test"])

@@ -71,6 +71,24 @@ class TrainConfig:
     distill_weight: float = 1.0       # loss = task + distill_weight * KD
     distill_temperature: float = 1.0  # T: soft targets sigmoid(teacher / T), KD scaled by T^2
 
+    @classmethod
+    def recommended(cls, binary: bool = True, **overrides) -> "TrainConfig":
+        """The calibrated recipe for a binary (or real) network at the downscaled budget
+        (`tinybin.experiments.recommended`: learning rate, schedule, latent clipping and steps
+        chosen on the validation split), with `overrides` on top. The field defaults above are the
+        paper's full-scale settings (lr 2.5e-4 -> 5e-5), which train the downscaled networks slowly.
+
+            cfg = TrainConfig.recommended(binary=True, steps=500)
+        """
+        from .experiments.definitions import recommended
+        fields = set(cls.__dataclass_fields__)
+        unknown = set(overrides) - fields
+        if unknown:
+            raise TypeError(f"TrainConfig.recommended: unknown settings {sorted(unknown)}")
+        kw = {k: v for k, v in recommended(binary).items() if k in fields}
+        kw.update(overrides)
+        return cls(**kw)
+
     def check(self) -> "TrainConfig":
         """ValueError naming the first setting outside its range (steps < 0, lr = inf, ...)."""
         def num(name, lo, strict=True, allow_none=False, integer=False):
@@ -345,7 +363,9 @@ class Trainer:
                  out_dir: str | None = None, progress: bool = True,
                  on_eval: Callable[[int, dict], None] | None = None):
         self.net, self.data, self.val = net, data, val
-        self.cfg = (cfg or TrainConfig()).check()
+        if cfg is None:  # the calibrated recipe for this kind of network
+            cfg = TrainConfig.recommended(binary=bool(getattr(net, "config", {}).get("binary", True)))
+        self.cfg = cfg.check()
         if len(data) < 1:
             raise ValueError("Trainer: the training set is empty")
         self.kind = getattr(data, "kind", "pose")

@@ -16,7 +16,8 @@ from dataclasses import asdict
 
 import numpy as np
 
-from .definitions import BUDGET, DATA, Experiment, LR_DROP, RECIPE, RESULTS, Row, get, make_data, source
+from .definitions import (BUDGET, DATA, RECIPE, RESULTS, Experiment, Row, get, make_data, merge_layers,
+                          source)
 
 # ---- one run -----------------------------------------------------------------------------------
 
@@ -55,13 +56,7 @@ def train_settings(exp: Experiment, row: Row, overrides: dict | None = None, rec
         exp_layer["eval_every"] = exp.eval_every
     layers += [exp_layer, dict(rec.get("all", {})), dict(rec.get("binary" if binary else "real", {})),
                dict(row.train), dict(overrides or {})]
-    kw: dict = {}
-    for layer in layers:
-        if "lr" in layer and "lr_end" not in layer:
-            layer["lr_end"] = layer["lr"] * LR_DROP
-        if "warmup_steps" in layer:
-            kw.pop("warmup_fraction", None)
-        kw.update(layer)
+    kw = merge_layers(layers)
     if "stage_fraction" in kw:  # sequential stacks: `steps` is the row's total budget
         total = kw["steps"]
         kw["steps"] = max(1, int(round(kw.pop("stage_fraction") * total)))
