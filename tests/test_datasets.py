@@ -675,3 +675,30 @@ def test_root_datasets_py_reexports_tinybin_data():
             "assert all(getattr(datasets, n) is getattr(D, n) for n in D.__all__)")
     r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("cls", ["SyntheticPose", "SyntheticFace"])
+def test_render_cache_gives_the_same_batches_and_stays_unchanged(cls, monkeypatch):
+    import pickle
+
+    import tinybin.data as D
+    from tinybin.data import synthetic
+    make = getattr(D, cls)
+    cached = make(12, resolution=32, seed=5, difficulty=0.5)
+    monkeypatch.setattr(synthetic, "CACHE_BYTES", 0)
+    plain = make(12, resolution=32, seed=5, difficulty=0.5)
+    assert cached._cache == {} and plain._cache is None
+    idx = [3, 7, 3, 11, 0]
+    for t in range(3):  # first use renders, later uses read the cache; augmentation must not leak into it
+        x = cached.batch(idx, augment=True, rng=np.random.default_rng(t))
+        y = plain.batch(idx, augment=True, rng=np.random.default_rng(t))
+        assert x.keys() == y.keys()
+        for k in x:
+            np.testing.assert_array_equal(x[k], y[k])
+    s = cached[3]
+    with pytest.raises(ValueError):
+        s["image"][0, 0, 0] = 1.0  # cached arrays are read-only
+    np.testing.assert_array_equal(cached.batch([3])["image"][0], plain[3]["image"])
+    clone = pickle.loads(pickle.dumps(cached))
+    assert clone._cache == {} and len(cached._cache) == 4
+    np.testing.assert_array_equal(clone[7]["image"], plain[7]["image"])

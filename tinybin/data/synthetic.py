@@ -13,8 +13,12 @@ from .render import render_list
 from .scenes import _sample_seed, _stack
 
 
+# Largest data set (bytes, estimated) whose rendered samples `_Synthetic` keeps in memory.
+CACHE_BYTES = 1 << 30
+
+
 class _Synthetic:
-    """What both generators share: argument checks, length, deterministic indexing."""
+    """What both generators share: argument checks, length, deterministic indexing, a render cache."""
 
     def __init__(self, n: int, resolution: int = 64, seed: int = 0, difficulty: float = 0.5, split: str = "train"):
         name = type(self).__name__
@@ -28,6 +32,13 @@ class _Synthetic:
             raise ValueError(f"{name}: n must be a non-negative integer, got {n!r}")
         self.n, self.resolution, self.seed = int(n), int(resolution), int(seed)
         self.difficulty, self.split = float(difficulty), split
+        # Rendered samples, kept after their first use: a sample depends only on (seed, split, i),
+        # so a training run renders each of its n images once instead of once per epoch (rendering
+        # was ~20% of a downscaled training step). Arrays are read-only; batches copy them.
+        self._cache: dict[int, dict] | None = {} if self._cache_fits() else None
+
+    def _cache_fits(self) -> bool:
+        return self.n * self.resolution ** 2 * 4 * 4 <= CACHE_BYTES  # image + mask / labels, float32
 
     def __len__(self) -> int:
         return self.n
@@ -36,7 +47,23 @@ class _Synthetic:
         if not -self.n <= i < self.n:
             raise IndexError(f"{type(self).__name__}: index {i} out of range for {self.n} samples")
         i = int(i) % self.n
-        return self._render(_sample_seed(self.seed, self.split, i), impl=render_list)
+        cache = getattr(self, "_cache", None)
+        if cache is not None and i in cache:
+            return dict(cache[i])
+        sample = self._render(_sample_seed(self.seed, self.split, i), impl=render_list)
+        if cache is not None:
+            for v in sample.values():
+                if isinstance(v, np.ndarray):
+                    v.setflags(write=False)
+            cache[i] = sample
+            return dict(sample)
+        return sample
+
+    def __getstate__(self) -> dict:  # worker processes get the settings, not the rendered images
+        state = dict(self.__dict__)
+        if state.get("_cache") is not None:
+            state["_cache"] = {}
+        return state
 
     def _render(self, rng, impl=render_list):  # pragma: no cover - interface
         raise NotImplementedError
