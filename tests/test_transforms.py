@@ -271,3 +271,29 @@ def test_center_scale_helpers():
     assert s2 == pytest.approx(0.5)
     with pytest.raises(ValueError, match="zero size"):
         T.center_scale_from_box([5, 5, 5, 5])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(3, 40), st.integers(3, 40), st.floats(-3.2, 3.2), st.floats(0.25, 4.0),
+       st.floats(-30, 30), st.floats(-30, 30), st.booleans(), st.sampled_from(["zero", "edge"]))
+def test_numba_bilinear_warp_matches_scipy_reference(h, w, theta, scale, tx, ty, gray, fill):
+    rng = np.random.default_rng(h * 100 + w)
+    img = rng.random((h, w) if gray else (h, w, 3)).astype(np.float32)
+    M = np.array([[scale * np.cos(theta), -scale * np.sin(theta), tx],
+                  [scale * np.sin(theta), scale * np.cos(theta), ty]])
+    fast = T.warp_image(img, M, (17, 23), fill=fill)
+    ref = T.warp_image(img, M, (17, 23), fill=fill, impl="scipy")
+    assert fast.shape == ref.shape and fast.dtype == ref.dtype == np.float32
+    np.testing.assert_allclose(fast, ref, rtol=0, atol=2e-6)
+
+
+def test_warp_identity_and_translation_by_whole_pixels_are_exact():
+    img = np.arange(5 * 6 * 2, dtype=np.float32).reshape(5, 6, 2)
+    np.testing.assert_array_equal(T.warp_image(img, np.array([[1.0, 0, 0], [0, 1, 0]]), (5, 6)), img)
+    shifted = T.warp_image(img, np.array([[1.0, 0, 2], [0, 1, 1]]), (5, 6))  # crop = source + (2, 1)
+    np.testing.assert_array_equal(shifted[1:, 2:], img[:-1, :-2])
+    assert not shifted[0].any() and not shifted[:, :2].any()  # zero fill
+    edge = T.warp_image(img, np.array([[1.0, 0, 2], [0, 1, 1]]), (5, 6), fill="edge")
+    np.testing.assert_array_equal(edge[0, 2:], img[0, :-2])
+    with pytest.raises(ValueError, match="impl"):
+        T.warp_image(img, np.eye(2, 3), 4, impl="torch")

@@ -21,6 +21,7 @@ jittering (between 0.7 and 1.3)"); the paper does not give the distributions, we
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 from scipy import ndimage
 
 __all__ = [
@@ -101,12 +102,15 @@ def apply_affine(points: np.ndarray, M: np.ndarray) -> np.ndarray:
     return p @ M[:, :2].T + M[:, 2]
 
 
-def warp_image(image: np.ndarray, M: np.ndarray, out_size, order: int = 1, fill: str = "zero") -> np.ndarray:
+def warp_image(image: np.ndarray, M: np.ndarray, out_size, order: int = 1, fill: str = "zero",
+               impl: str = "auto") -> np.ndarray:
     """Resample ``image`` into the crop defined by M (source -> crop).
 
     image: (H, W) or (H, W, C); out_size: int (square) or (out_h, out_w).
     Output pixel (u, v) (column u, row v) samples the source at ``invert_affine(M) @ [u, v, 1]``,
-    exactly, with ``scipy.ndimage.map_coordinates``:
+    exactly, with ``scipy.ndimage.map_coordinates`` (impl="scipy", the reference) or, for bilinear
+    float32 images, its Numba twin ``_warp_bilinear`` (impl="auto"; equal to the reference within
+    float32 rounding, tested; ~10x faster on a 64-px crop):
 
     - order=1: bilinear (float images); order=0: nearest (integer label masks, dtype kept).
     - fill="zero": outside the image counts as 0 (bilinear fades to 0 over the last half pixel,
@@ -125,9 +129,16 @@ def warp_image(image: np.ndarray, M: np.ndarray, out_size, order: int = 1, fill:
         raise ValueError(f"warp_image: fill must be 'zero' or 'edge', got {fill!r}")
     if order not in (0, 1, 3):
         raise ValueError(f"warp_image: order must be 0, 1 or 3, got {order!r}")
+    if impl not in ("auto", "scipy"):
+        raise ValueError(f"warp_image: impl must be 'auto' or 'scipy', got {impl!r}")
     oh, ow = (out_size, out_size) if np.isscalar(out_size) else tuple(out_size)
     oh, ow = int(oh), int(ow)
     Mi = invert_affine(M)
+    if impl == "auto" and order == 1 and img.dtype == np.float32:
+        src = img if img.ndim == 3 else img[..., None]
+        out = np.empty((oh, ow, src.shape[2]), np.float32)
+        _warp_bilinear(np.ascontiguousarray(src), np.ascontiguousarray(Mi, dtype=np.float64), fill == "edge", out)
+        return out if img.ndim == 3 else out[..., 0]
     v, u = np.mgrid[0:oh, 0:ow].astype(np.float64)
     xs = Mi[0, 0] * u + Mi[0, 1] * v + Mi[0, 2]
     ys = Mi[1, 0] * u + Mi[1, 1] * v + Mi[1, 2]
@@ -143,6 +154,42 @@ def warp_image(image: np.ndarray, M: np.ndarray, out_size, order: int = 1, fill:
            for ch in chans]
     res = out[0] if work.ndim == 2 else np.stack(out, axis=-1)
     return res.astype(out_dtype, copy=False)
+
+
+@njit(cache=True, nogil=True)
+def _warp_bilinear(src, Mi, edge, out):  # pragma: no cover - compiled
+    """Bilinear resampling as ``map_coordinates(order=1)``: mode "grid-constant" (neighbours outside
+    the image count 0) or, with edge, "nearest" (neighbour indices clamped). float64 arithmetic,
+    float32 output."""
+    H, W, C = src.shape
+    oh, ow = out.shape[0], out.shape[1]
+    for v in range(oh):
+        for u in range(ow):
+            x = Mi[0, 0] * u + Mi[0, 1] * v + Mi[0, 2]
+            y = Mi[1, 0] * u + Mi[1, 1] * v + Mi[1, 2]
+            x0 = np.floor(x)
+            y0 = np.floor(y)
+            fx = x - x0
+            fy = y - y0
+            ix, iy = int(x0), int(y0)
+            for c in range(C):
+                acc = 0.0
+                for dy in range(2):
+                    wy = fy if dy else 1.0 - fy
+                    yy = iy + dy
+                    if yy < 0 or yy >= H:
+                        if not edge:
+                            continue
+                        yy = 0 if yy < 0 else H - 1
+                    for dx in range(2):
+                        wx = fx if dx else 1.0 - fx
+                        xx = ix + dx
+                        if xx < 0 or xx >= W:
+                            if not edge:
+                                continue
+                            xx = 0 if xx < 0 else W - 1
+                        acc += wy * wx * src[yy, xx, c]
+                out[v, u, c] = acc
 
 
 def flip_points(points: np.ndarray, width: int, perm=None) -> np.ndarray:
