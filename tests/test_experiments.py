@@ -323,3 +323,26 @@ def test_calibration_choice_follows_the_stated_rule(tmp_path):
     assert c["binary"]["settings"]["lr"] == 1e-3 and c["binary"]["settings"]["clip_latent"] is None
     assert c["real"] == {"missing": [real[-1].name]}
     assert "not chosen yet" in X.calibration_report(str(tmp_path))
+
+
+def test_budget_rule_on_hand_made_pilot_curves(tmp_path):
+    """Differences that settle at step 4000 (within BUDGET_TOL of the end from there on) give 4000."""
+    steps = list(range(500, 6001, 500))
+    base = [30.0 + t / 200 for t in steps]
+    settle = {500: 0, 1000: 1, 1500: 2, 2000: 3, 2500: 4, 3000: 5, 3500: 6.5, 4000: 7.5,
+              4500: 8.5, 5000: 9, 5500: 9.2, 6000: 9.4}  # hpm - bottleneck
+    assert X.BUDGET_TOL == 2.0 and X.BUDGET_MIN == 2000
+    curves = {"bottleneck": base, "hpm": [b + settle[t] for b, t in zip(base, steps)],
+              "bottleneck_real": [b + 20 for b in base], "multiscale_no1x1": [b - 1 for b in base]}
+    assert X.budget_choice(str(tmp_path))["missing"]  # nothing run yet: no budget
+    for row, c in curves.items():
+        for seed in (0, 1):
+            noise = 0.3 if seed else -0.3  # cancels in the mean over seeds
+            _write(X.result_path("pilot", row, seed, str(tmp_path)),
+                   {"experiment": "pilot", "row": row, "seed": seed,
+                    "val_curve": {"step": steps, "pckh": [v + noise for v in c]}})
+    got = X.budget_choice(str(tmp_path))
+    assert got["diffs"]["hpm"][4000] == pytest.approx(7.5) and got["final_step"] == 6000
+    assert got["steps"] == 4000  # |7.5 - 9.4| <= 2 from 4000 on; 3500 is 2.9 away
+    text = X.budget_report(str(tmp_path))
+    assert "- budget: 4000 steps" in text and "| 4000 | +7.5 | +20.0 | -1.0 |" in text

@@ -59,7 +59,8 @@ from .runner import (  # noqa: F401
 )
 from .reports import (  # noqa: F401
     load_results, score_of, _mean_std, paired_difference, summarize, _fmt_diff, report,
-    curves_report, SELECT_LAST, SELECT_TIE, calibration_choice, calibration_report,
+    curves_report, SELECT_LAST, SELECT_TIE, calibration_choice, calibration_report, budget_choice, budget_report,
+    BUDGET_TOL, BUDGET_MIN,
     PAPER_TABLE1_PARTS, parts_report, claim_verdict, gap_closed, REPORT_SECTIONS,
 )
 from .faces import (  # noqa: F401

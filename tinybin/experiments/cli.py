@@ -6,7 +6,7 @@ import sys
 
 from .definitions import EXPERIMENTS, RESULTS, get
 from .runner import default_jobs, load_recipe, run
-from .reports import calibration_report, curves_report, report
+from .reports import budget_report, calibration_report, curves_report, report
 
 def _overrides(a) -> dict:
     """CLI training overrides (only the flags that were given)."""
@@ -90,6 +90,9 @@ def main(argv=None) -> int:
                 if name == "calibration":
                     print()
                     print(calibration_report(a.results))
+                if name == "pilot":
+                    print()
+                    print(budget_report(a.results))
                 print()
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
