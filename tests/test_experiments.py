@@ -14,7 +14,8 @@ def test_every_experiment_row_builds_its_network():
     for exp in X.EXPERIMENTS.values():
         for row in exp.rows:
             net = HourGlass.downscaled(seed=None, **row.net)
-            assert net.config["resolution"] == 64
+            # the network's input size is the data's (DATA, or the row's data_opts)
+            assert net.config["resolution"] == row.data_opts.get("resolution", X.DATA["resolution"]), row.name
 
 
 def test_quick_run_of_one_row_executes_every_path():
@@ -83,9 +84,8 @@ def test_same_as_rows_are_the_same_run():
     for exp, row in pairs:
         src_exp, src = X.source(exp, row)
         assert src is not row and not src.same_as
-        assert (row.net, row.data) == (src.net, src.data), row.name
+        assert (row.net, row.data, row.data_opts) == (src.net, src.data, src.data_opts), row.name
         assert X.train_settings(exp, row) == X.train_settings(src_exp, src), row.name
-        assert (row.paper, row.paper_params) == (src.paper, src.paper_params), row.name
 
 
 def _write(path, obj):

@@ -65,6 +65,8 @@ class Row:
     paper_params: str | None = None  # the paper's parameter count as printed ("6.2M")
     same_as: str | None = None      # "experiment/row": the identical run of another table. The
     #                                 runner trains that row once and copies its result files here.
+    data_opts: dict = field(default_factory=dict)  # over DATA for this row (e.g. resolution=128)
+    paper_width: int = 256          # F of the paper-scale twin whose parameters the report prints
 
 
 @dataclass
@@ -88,9 +90,10 @@ class Experiment:
         raise ValueError(f"{self.name}: unknown row {name!r}; choose from {[r.name for r in self.rows]}")
 
 
-def _pose(name, label, paper=None, pp=None, same_as=None, **net):
+def _pose(name, label, paper=None, pp=None, same_as=None, data_opts=None, paper_width=256, **net):
     train = net.pop("train", {})
-    return Row(name, label, net=net, train=train, paper=paper, paper_params=pp, same_as=same_as)
+    return Row(name, label, net=net, train=train, paper=paper, paper_params=pp, same_as=same_as,
+               data_opts=dict(data_opts or {}), paper_width=paper_width)
 
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
@@ -106,7 +109,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         _pose("multiscale", "Multi-Scale (MS) (Fig. 7c)", 69.3, "4.0M", block="multiscale"),
         _pose("multiscale_no1x1", "MS without 1x1 filters (Fig. 7d)", 75.5, "9.3M", block="multiscale_no1x1"),
         _pose("wide_no1x1", "Bottleneck (wider) + no 1x1", 69.5, "5.8M", block="wide_no1x1"),
-        _pose("hpm_f192", "HPM at 3/4 width (Fig. 1b)", 72.7, "4.0M", block="hpm", width=48),
+        _pose("hpm_f192", "HPM at 3/4 width (Fig. 1b)", 72.7, "4.0M", block="hpm", width=48, paper_width=192),
         _pose("hpm", "HPM, Ours final (Fig. 7e)", 76.0, "6.2M", block="hpm"),
     ], reference="bottleneck"),
     # Table 3 (MPII val, real-valued blocks): the wider bottleneck's mid width is unstated; 0.765625 F
@@ -116,12 +119,32 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
               binary=False, block_opts={"mid_ratio": 0.765625}),
         _pose("hpm_real", "HPM (Ours, final), real", 85.5, "6.2M", block="hpm", binary=False),
     ], reference="bottleneck_wider_real"),
+    # Scale checks of the fair-protocol issue (3 seeds): do the gap and the block ranking move towards
+    # the paper's as the downscaled network grows? Width F = 128 (R = 64, D = 3), and resolution
+    # R = 128 with D = 4 (F = 64); the paper's values are Tables 1-2's.
+    Experiment("scale_width", "Scale check: width F = 128", "Tables 1-2 at F = 128", "pckh", [
+        _pose("bottleneck", "Bottleneck, binary (F=128)", 67.2, "3.5M", block="bottleneck", width=128),
+        _pose("hpm", "HPM, binary (F=128)", 76.0, "6.2M", block="hpm", width=128),
+        _pose("hpm_3q", "HPM at 3/4 width, binary (F=96)", 72.7, "4.0M", block="hpm", width=96, paper_width=192),
+        _pose("multiscale_no1x1", "MS without 1x1, binary (F=128)", 75.5, "9.3M", block="multiscale_no1x1",
+              width=128),
+        _pose("bottleneck_real", "Bottleneck, real (F=128)", 76.5, "3.5M", block="bottleneck", width=128,
+              binary=False),
+    ], reference="bottleneck"),
+    Experiment("scale_resolution", "Scale check: R = 128, D = 4", "Tables 1-2 at R = 128", "pckh", [
+        _pose("bottleneck", "Bottleneck, binary (R=128, D=4)", 67.2, "3.5M", block="bottleneck", resolution=128,
+              depth=4, data_opts={"resolution": 128}),
+        _pose("hpm", "HPM, binary (R=128, D=4)", 76.0, "6.2M", block="hpm", resolution=128, depth=4,
+              data_opts={"resolution": 128}),
+        _pose("bottleneck_real", "Bottleneck, real (R=128, D=4)", 76.5, "3.5M", block="bottleneck", resolution=128,
+              depth=4, binary=False, data_opts={"resolution": 128}),
+    ], reference="bottleneck"),
     # Table 4 (MPII val); the supplement's Tables 1-2 print the same rows, except "+ ReLU" 77.8.
     Experiment("table4", "Augmentation, loss, pooling, +ReLU", "Table 4", "pckh", [
         _pose("no_aug", "Ours - No Aug.", 72.1, "6.2M", block="hpm", train={"augment": False}),
         _pose("l2", "Ours - L2 loss", 73.8, "6.2M", block="hpm", train={"loss": "mse"}),
         _pose("avgpool", "Ours - AvgPool", 71.9, "6.2M", block="hpm", pool="avg"),
-        _pose("final", "Ours, final", 76.0, "6.2M", block="hpm"),
+        _pose("final", "Ours, final", 76.0, "6.2M", block="hpm", same_as="table2/hpm"),
         _pose("relu", "Ours + ReLU", 78.1, "6.2M", block="hpm", relu_after_conv=True),
     ], reference="final"),
     # Figs. 9 and 10 at F = 128 (R = 64, D = 3): at F = 64 the hpm block's layers run out of channels
@@ -148,7 +171,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     # Table 10 (MPII val). The paper also reports "an up to 20 percent speedup" of the improved HG;
     # run_one stores each run's measured forward time (`forward_ms`), the report prints their ratio.
     Experiment("table10", "Improved (U-Net-like) hourglass", "Table 10", "pckh", [
-        _pose("hg", "HG, Ours final", 76.0, "6.2M", block="hpm"),
+        _pose("hg", "HG, Ours final", 76.0, "6.2M", block="hpm", same_as="table2/hpm"),
         _pose("improved", "Improved HG (Fig. 11)", 76.6, "5.8M", block="hpm", improved=True),
     ], reference="hg", timing=True),
     # Table 11 (MPII val); 11.0M is probably a typo for 12.0M (notes/architecture.md). Sequential
@@ -156,7 +179,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     # stage (the paper: 100 epochs per stage, 50 joint). The total number of steps equals the
     # budget of the 1-stack row: 2 stacks 0.4 + 0.4 + 0.2, 3 stacks 3 x 2/7 + 1/7 of it.
     Experiment("table11", "Stacked binary hourglasses (sequential training)", "Table 11", "pckh", [
-        _pose("stacks1", "1 stack", 76.0, "6.2M", block="hpm"),
+        _pose("stacks1", "1 stack", 76.0, "6.2M", block="hpm", same_as="table2/hpm"),
         _pose("stacks2", "2 stacks", 79.9, "11.0M", block="hpm", stacks=2,
               train={"sequential_stacks": True, "stage_fraction": 0.4, "finetune_fraction": 0.2}),
         _pose("stacks3", "3 stacks", 81.3, "17.8M", block="hpm", stacks=3,
@@ -181,7 +204,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     # (tinybin.train.distillation_loss). "all" uses the rank-1 scale (XNOR-Net++'s factorised Gamma).
     Experiment("beyond", "Closing the real-binary gap: learned scales, PReLU, progressive quantization, "
                "distillation, reverse-order init", "issue 16 (arXiv:1909.13863, arXiv:1904.05868)", "pckh", [
-        _pose("baseline", "Binary HPM, the paper's recipe (XNOR alpha)", block="hpm"),
+        _pose("baseline", "Binary HPM, the paper's recipe (XNOR alpha)", block="hpm", same_as="table2/hpm"),
         _pose("learned_channel", "+ learned scale per channel (XNOR-Net++)", block="hpm", scale="learned_channel"),
         _pose("learned_spatial", "+ learned scale per channel and position", block="hpm", scale="learned_spatial"),
         _pose("learned_rank1", "+ learned rank-1 scale (channel x height x width)", block="hpm",
@@ -192,7 +215,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         _pose("reverse_init", "+ reverse-order initialisation", block="hpm", train={"reverse_init_fraction": 0.25}),
         _pose("all", "all together (rank-1 scale)", block="hpm", scale="learned_rank1", prelu=True,
               train={"progressive_fraction": 0.25, "reverse_init_fraction": 0.25, "distill_teacher": "@real"}),
-        _pose("real", "Real HPM (ceiling)", block="hpm", binary=False),
+        _pose("real", "Real HPM (ceiling)", block="hpm", binary=False, same_as="table3/hpm_real"),
     ], reference="baseline"),
     Experiment("table12", "Facial part segmentation (7 classes)", "Table 12 (300W Indoor & Outdoor)", "mean_iu", [
         Row("seg_bottleneck_real", "Real, bottleneck", net={"block": "bottleneck", "binary": False,

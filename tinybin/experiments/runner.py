@@ -97,7 +97,7 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
     if isinstance(teacher, str) and teacher.startswith("@"):  # "@row": that row's network, same seed
         train_kw["distill_teacher"] = ensure_teacher(exp, teacher[1:], seed, root, quick, progress, overrides,
                                                      recipe, write, work_root)
-    data_kw = {}
+    data_kw = dict(row.data_opts)
     if quick:  # a smoke-sized run so every code path executes in CI
         train_kw.update(steps=4, batch_size=4, eval_samples=16, finetune_steps=min(train_kw.get("finetune_steps", 0), 2),
                         warmup_steps=min(train_kw.get("warmup_steps", 0), 2))
@@ -126,9 +126,10 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
     net = HourGlass.downscaled(seed=seed, **net_kw)
     paper_net = dict(row.net)
     paper_net.pop("width", None)
-    paper_width = 192 if row.name == "hpm_f192" else 256
+    for k in ("resolution", "depth"):  # the paper-scale twin has the paper's R and D
+        paper_net.pop(k, None)
     try:
-        paper_params = count_parameters(HourGlass.paper(width=paper_width, seed=None, **paper_net))
+        paper_params = count_parameters(HourGlass.paper(width=row.paper_width, seed=None, **paper_net))
     except TypeError:
         paper_params = None
     splits = ("train", "val") if val_mode else ("train", "test")
