@@ -6,8 +6,9 @@ Replaces the text between `<!-- generated:NAME -->` and `<!-- end:NAME -->` mark
   counts     parameter counts at paper scale (tinybin.models.parameter_table)
   status     which experiments have results under the current protocol, and which do not yet
   results    the report (tinybin.experiments.report) of every experiment of the current protocol
-             that has result files in results/<name>/: Tables 1-4, 10-12, Figs. 9-10, faces, the
-             beyond-the-paper options, and the calibration sweep (validation split)
+             that has result files in results/<name>/: Tables 1-4, the scale checks, 10-12,
+             Figs. 9-10, faces, the beyond-the-paper options, the calibration sweep and the budget
+             pilot (validation split), with the rules that chose the recipe and the budget
   protocol1  the first protocol's Tables 1-2 (results/protocol1/), labelled as superseded
 Benchmark tables are measurements: they are pasted from the benchmark scripts' output, with the
 command that makes them, not regenerated here.
@@ -23,8 +24,8 @@ RESULTS = os.path.join(ROOT, "results")
 PROTOCOL1 = os.path.join(RESULTS, "protocol1")
 
 # The current protocol's experiments, in the order the README shows them.
-CURRENT = ("table1", "table2", "table3", "table4", "fig9", "fig10", "table10", "table11", "face", "table12",
-           "beyond", "calibration", "pilot")
+CURRENT = ("table1", "table2", "table3", "scale_width", "scale_resolution", "table4", "fig9", "fig10", "table10",
+           "table11", "face", "table12", "beyond", "calibration", "pilot")
 
 
 def counts_table() -> str:
@@ -78,6 +79,10 @@ def results_section() -> str:
                      + f"\n\nFrom `{rel}/`; `python -m tinybin.experiments report {name}` prints it.")
         if name == "table1":
             parts.append("Per part, mean over seeds (ours / paper):\n\n" + experiments.parts_report("table1", RESULTS))
+        if name == "calibration":
+            parts.append(experiments.calibration_report(RESULTS))
+        if name == "pilot":
+            parts.append(experiments.budget_report(RESULTS))
     if not parts:
         return ("No experiment has test results under the current protocol yet (see the status line above); "
                 "no number is shown until one has.")
