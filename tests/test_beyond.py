@@ -314,7 +314,11 @@ def test_beyond_rows_settings_and_gap_closed_by_hand():
         "distill", "reverse_init", "all", "real"}
     kw = E.train_settings(exp, exp.row("all"), {"steps": 400})
     assert (kw["progressive_steps"], kw["reverse_init_steps"], kw["distill_teacher"]) == (100, 100, "@real")
-    assert E.is_teacher(exp, exp.row("real")) and not E.is_teacher(exp, exp.row("baseline"))
+    # beyond's ceiling is table3's real hpm run (same_as): that run keeps its weights as the teacher
+    assert exp.row("real").same_as == "table3/hpm_real"
+    t3 = E.get("table3")
+    assert E.is_teacher(t3, t3.row("hpm_real")) and not E.is_teacher(exp, exp.row("baseline"))
+    assert not E.is_teacher(t3, t3.row("bottleneck_wider_real"))
     assert E.teacher_path("beyond", "real", 3, "res") == os.path.join("res", ".teachers", "beyond", "real__seed3.npz")
 
     def row(name, vals, ref):
@@ -346,3 +350,15 @@ def test_progressive_and_reverse_init_runs_resume_exactly(tmp_path):
     b = Trainer(net(), data, cfg, progress=False, out_dir=str(tmp_path / "run"))
     resumed = b.fit()["loss"]
     np.testing.assert_array_equal(resumed, full)
+
+
+def test_distilling_row_uses_the_shared_real_run_as_teacher(tmp_path):
+    """beyond's `real` row is table3's hpm_real run: the distilling row's teacher is that run's
+    weights, trained once (first), and beyond/real is its copy."""
+    from tinybin import experiments as E
+    out = E.run(["beyond:distill,real"], seeds=1, quick=True, root=str(tmp_path), progress=False)
+    assert [(r["experiment"], r["row"]) for r in out] == [("beyond", "distill"), ("beyond", "real")]
+    teacher = tmp_path / ".teachers" / "table3" / "hpm_real__seed0.npz"
+    assert teacher.exists() and out[0]["train_config"]["distill_teacher"] == str(teacher)
+    assert (tmp_path / "table3" / "hpm_real__seed0.json").exists()
+    assert out[1]["same_as"] == "table3/hpm_real" and not (tmp_path / ".teachers" / "beyond").exists()

@@ -16,8 +16,8 @@ from dataclasses import asdict
 
 import numpy as np
 
-from .definitions import (BUDGET, DATA, RECIPE, RESULTS, Experiment, Row, get, make_data, merge_layers,
-                          source)
+from .definitions import (BUDGET, DATA, EXPERIMENTS, RECIPE, RESULTS, Experiment, Row, get, make_data,
+                          merge_layers, source)
 
 # ---- one run -----------------------------------------------------------------------------------
 
@@ -198,8 +198,16 @@ def teacher_path(exp: str, row: str, seed: int, root: str = RESULTS) -> str:
 
 
 def is_teacher(exp: Experiment, row: Row) -> bool:
-    """Whether some row of `exp` distills from `row` (its run then keeps its weights)."""
-    return any(r.train.get("distill_teacher") == f"@{row.name}" for r in exp.rows)
+    """Whether some row distills from `row` (its run then keeps its weights): a row of `exp` names
+    it, or a row of any experiment names a `same_as` row whose source it is."""
+    for e in EXPERIMENTS.values():
+        for r in e.rows:
+            t = r.train.get("distill_teacher")
+            if isinstance(t, str) and t.startswith("@"):
+                src_exp, src = source(e, e.row(t[1:]))
+                if (src_exp.name, src.name) == (exp.name, row.name):
+                    return True
+    return False
 
 
 def _teacher_root(root: str, write: bool, work_root: str | None) -> str:
@@ -215,8 +223,10 @@ def _teacher_root(root: str, write: bool, work_root: str | None) -> str:
 
 def ensure_teacher(exp: Experiment, name: str, seed: int, root: str | None, quick: bool, progress: bool,
                    overrides, recipe, write, work_root) -> str:
-    """The checkpoint path of row `name`'s trained network for `seed`; trains the row when missing."""
-    row = exp.row(name)
+    """The checkpoint path of row `name`'s trained network for `seed`; trains the row when missing
+    (its `same_as` source, when it has one: the teacher is that run)."""
+    exp, row = source(exp, exp.row(name))
+    name = row.name
     w = ((not quick) or root is not None) if write is None else write
     r = RESULTS if root is None else root
     wr = work_root if work_root is not None else (r if w else None)
