@@ -102,6 +102,11 @@ def apply_affine(points: np.ndarray, M: np.ndarray) -> np.ndarray:
     return p @ M[:, :2].T + M[:, 2]
 
 
+# The warp `augment` uses: "auto" (the Numba kernel for float images) or "scipy" (the reference;
+# benchmarks/bench_data.py compares the two).
+WARP_IMPL = "auto"
+
+
 def warp_image(image: np.ndarray, M: np.ndarray, out_size, order: int = 1, fill: str = "zero",
                impl: str = "auto") -> np.ndarray:
     """Resample ``image`` into the crop defined by M (source -> crop).
@@ -298,7 +303,7 @@ def augment(image: np.ndarray, points: np.ndarray, visible, center, scale: float
         raise ValueError(f"augment: flip_perm must be ({K},), got shape {perm.shape}")
     params = augment_params(rng, rotation=rotation, scale=scale_range, flip=flip, color=color)
     M = crop_transform(center, scale * params["scale"], out_size, params["rotation"], params["flip"])
-    img = warp_image(np.asarray(image, dtype=np.float32), M, out_size, order=1, fill="zero")
+    img = warp_image(np.asarray(image, dtype=np.float32), M, out_size, order=1, fill="zero", impl=WARP_IMPL)
     if color:
         img = color_jitter(img, params["gain"], params["contrast"], params["brightness"])
     out_mask = None
