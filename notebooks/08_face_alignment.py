@@ -338,7 +338,7 @@ if os.path.exists(CKPT) and not QUICK:
 else:
     (train_faces,) = E.make_data("face_yaw90", seed=SEED, n_train=N_TRAIN, resolution=RESOLUTION, splits=("train",))
     net = HourGlass.downscaled(block="hpm", binary=True, num_landmarks=68, seed=SEED, **NET)
-    cfg = TrainConfig(steps=LIVE_STEPS, batch_size=BATCH, seed=SEED)
+    cfg = TrainConfig.recommended(binary=True, steps=LIVE_STEPS, batch_size=BATCH, seed=SEED)  # calibrated recipe
     t0 = time.time()
     Trainer(net, train_faces, cfg, progress=False).fit(resume=False)
     origin = f"trained live, {LIVE_STEPS} steps ({time.time() - t0:.0f} s)"

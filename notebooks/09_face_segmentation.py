@@ -265,8 +265,9 @@ for row in ROWS:
         continue
     net = HourGlass.downscaled(seed=SEED, **{**row.net, **NET})
     t0 = time.time()
-    Trainer(net, train_parts, TrainConfig(steps=LIVE_STEPS, batch_size=BATCH, seed=SEED, loss="ce"),
-            progress=False).fit(resume=False)
+    cfg = TrainConfig.recommended(binary=net.config["binary"], steps=LIVE_STEPS, batch_size=BATCH, seed=SEED,
+                                  loss="ce")  # the calibrated recipe of this kind of network
+    Trainer(net, train_parts, cfg, progress=False).fit(resume=False)
     nets[row.name] = net
     origin[row.name] = f"live {LIVE_STEPS} steps, {time.time() - t0:.0f} s"
 print(origin)
