@@ -187,3 +187,17 @@ def test_a_tiny_binary_network_learns_on_synthetic_poses():
     Trainer(net, train, TrainConfig(steps=400, batch_size=16, lr=5e-3, lr_end=1e-3), progress=False).fit()
     after = evaluate(net, test)["pckh"]
     assert after > before + 15, (before, after)
+
+
+def test_trainer_without_a_config_uses_the_calibrated_recipe_of_its_network_kind(pose_data):
+    from tinybin.experiments import RECIPE, recommended
+    for binary in (True, False):
+        net = tb.HourGlass(num_landmarks=16, width=16, depth=2, resolution=32, seed=0, binary=binary)
+        cfg = Trainer(net, pose_data, progress=False).cfg
+        kind = RECIPE["binary" if binary else "real"]
+        assert (cfg.lr, cfg.lr_end, cfg.clip_latent) == (kind["lr"], kind["lr_end"], kind["clip_latent"])
+        assert cfg == TrainConfig.recommended(binary=binary)
+        assert cfg.steps == recommended(binary)["steps"]
+    assert TrainConfig.recommended(binary=True, steps=7, lr=1e-3).lr == 1e-3  # overrides win
+    with pytest.raises(TypeError, match="unknown settings"):
+        TrainConfig.recommended(binary=True, stepz=7)
