@@ -121,14 +121,47 @@ def test_conv_results_do_not_depend_on_the_thread_count(rng, threads, n, k, stri
         np.testing.assert_allclose(a, b.reshape(a.shape), rtol=1e-4, atol=1e-3)
 
 
-def test_a_single_image_conv_runs_in_several_pieces(rng, monkeypatch):
+@pytest.mark.parametrize("numba_pieces", [True, False])
+def test_a_single_image_conv_runs_in_several_pieces(rng, monkeypatch, numba_pieces):
     seen = []
-    run = pieces.run
-    monkeypatch.setattr(pieces, "run", lambda fn, ps: (seen.append(list(ps)), run(fn, ps))[1])
+    run, bounds = pieces.run, C._bounds
+    monkeypatch.setattr(C, "NUMBA_PIECES", numba_pieces)
+    monkeypatch.setattr(pieces, "run", lambda fn, ps, work=None: (seen.append(list(ps)), run(fn, ps, work))[1])
+    monkeypatch.setattr(C, "_bounds", lambda ps: (seen.append(list(ps)), bounds(ps))[1])
     x = rng.standard_normal((1, 64, 64, 32)).astype(np.float32)
     w2 = rng.standard_normal((16, 9 * 32)).astype(np.float32)
     C.conv_forward(x, w2, 3, 3, 1, 1)
     assert len(seen[-1]) == pieces.NPIECES and seen[-1][0][0] == 0 and seen[-1][-1][1] == 64
+
+
+CONV_CASES = [(16, 16, 16, 32, 16, 3, 1, 1, np.float32), (4, 32, 32, 3, 16, 7, 2, 3, np.float32),
+              (2, 9, 7, 5, 6, 3, 1, 1, np.float32), (1, 16, 16, 8, 4, 3, 2, 1, np.float32),
+              (3, 8, 8, 16, 16, 1, 1, 0, np.float32), (5, 12, 10, 4, 8, 3, 1, 1, np.float64),
+              (7, 6, 6, 3, 5, 3, 1, 0, np.float32), (16, 2, 2, 8, 8, 3, 1, 1, np.float32)]
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_numba_piece_kernels_equal_the_python_pieces_bit_for_bit(rng, monkeypatch, case):
+    """The whole-op Numba kernels run the same pieces, blocks and GEMMs as the Python-piece path."""
+    N, H, W, Cin, Cout, k, st, pad, dt = case
+    x = rng.standard_normal((N, H, W, Cin)).astype(dt)
+    w2 = rng.standard_normal((Cout, k * k * Cin)).astype(dt)
+    sc, b = rng.random(Cout).astype(dt), rng.standard_normal(Cout).astype(dt)
+    OH, OW = (H + 2 * pad - k) // st + 1, (W + 2 * pad - k) // st + 1
+    g2 = rng.standard_normal((N * OH * OW, Cout)).astype(dt)
+    out = {}
+    for flag in (True, False):
+        monkeypatch.setattr(C, "NUMBA_PIECES", flag)
+        out[flag] = ([C.conv_forward(x, w2, k, k, st, pad, s_, b_) for s_, b_ in ((None, None), (sc, b))],
+                     [C.conv_backward(x, g2, w2, k, k, st, pad, need_dx=d) for d in (True, False)])
+    for u, v in zip(out[True][0], out[False][0]):
+        np.testing.assert_array_equal(u, v)
+    for (dx1, dw1), (dx2, dw2) in zip(out[True][1], out[False][1]):
+        np.testing.assert_array_equal(dw1, dw2)
+        assert (dx1 is None and dx2 is None) or np.array_equal(dx1, dx2)
+    ref = C.conv_forward_ref(x, w2, k, k, st, pad, sc, b)
+    np.testing.assert_allclose(out[True][0][1], ref, rtol=1e-4 if dt == np.float32 else 1e-10,
+                               atol=1e-4 if dt == np.float32 else 1e-10)
 
 
 # ---- batch norm ------------------------------------------------------------------------------
@@ -210,9 +243,11 @@ def test_nested_runs_stay_serial_and_a_forked_child_gets_a_new_pool(threads):
     if "fork" not in mp.get_all_start_methods():
         pytest.skip("no fork on this platform")
     ctx = mp.get_context("fork")
+    want = _conv_in_child()                    # the parent has run the conv kernels' parallel region
+    assert C._parallel_ran or not C.NUMBA_PIECES
     with ctx.Pool(1) as pool:                  # the parent's pool threads exist; the child's do not
         res = pool.apply_async(_conv_in_child).get(timeout=60)
-    np.testing.assert_array_equal(res, _conv_in_child())
+    np.testing.assert_array_equal(res, want)
 
 
 def _conv_in_child():

@@ -59,23 +59,37 @@ _blas = None
 _blas_threads = None  # last count we set (OpenBLAS has no portable getter)
 
 
+def _setter(lib_dir: str, patterns) -> object | None:
+    for pattern in patterns:
+        for path in glob.glob(os.path.join(lib_dir, pattern)):
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                         "openblas_set_num_threads64_", "openblas_set_num_threads"):
+                if hasattr(lib, name):
+                    fn = getattr(lib, name)
+                    fn.argtypes = [ctypes.c_int]
+                    return fn
+    return None
+
+
 def _openblas():
+    """The thread-count setters of NumPy's OpenBLAS and of SciPy's (a separate copy in the SciPy
+    wheels: Numba's `np.dot` calls it, through scipy.linalg.cython_blas), or False."""
     global _blas
     if _blas is None:
-        here = os.path.dirname(np.__file__)
-        for pattern in ("../numpy.libs/*openblas*", ".libs/*openblas*", "../numpy/.dylibs/*openblas*"):
-            for path in glob.glob(os.path.join(here, pattern)):
-                try:
-                    lib = ctypes.CDLL(path)
-                except OSError:
-                    continue
-                for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-                             "openblas_set_num_threads64_", "openblas_set_num_threads"):
-                    if hasattr(lib, name):
-                        _blas = getattr(lib, name)
-                        _blas.argtypes = [ctypes.c_int]
-                        return _blas
-        _blas = False
+        found = [_setter(os.path.dirname(np.__file__),
+                         ("../numpy.libs/*openblas*", ".libs/*openblas*", "../numpy/.dylibs/*openblas*"))]
+        try:
+            import scipy
+            found.append(_setter(os.path.dirname(scipy.__file__),
+                                 ("../scipy.libs/*openblas*", ".libs/*openblas*", "../scipy/.dylibs/*openblas*")))
+        except ImportError:  # pragma: no cover - scipy is a dependency
+            pass
+        fns = [f for f in found if f is not None]
+        _blas = (lambda n: [f(n) for f in fns]) if fns else False
     return _blas
 
 
@@ -86,7 +100,7 @@ def _check(n, name="n") -> int:
 
 
 def set_blas_threads(n: int) -> bool:
-    """Set the number of OpenBLAS threads NumPy uses; False if NumPy's BLAS is not OpenBLAS."""
+    """Set the number of OpenBLAS threads NumPy (and SciPy's copy) use; False if neither is OpenBLAS."""
     global _blas_threads
     n = _check(n)
     fn = _openblas()

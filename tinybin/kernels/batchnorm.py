@@ -99,7 +99,7 @@ def stats(x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = np.zeros((2, C))
         _stats_rows(x2, r[0], r[1], s, out)
         return out
-    parts = _pieces.run(piece, _pieces.split(M, work=x2.size))
+    parts = _pieces.run(piece, _pieces.split(M, work=x2.size), work=x2.size)
     tot = parts[0]
     for p in parts[1:]:
         tot += p
@@ -121,14 +121,14 @@ def normalize(x2: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, gamma: np.n
     dt = x2.dtype
     m, s, g, b = (np.ascontiguousarray(a, dtype=dt) for a in (mean, inv_std, gamma, beta))
     _pieces.run(lambda r: _normalize_rows(x2, r[0], r[1], m, s, g, b, y),
-                _pieces.split(x2.shape[0], work=x2.size))
+                _pieces.split(x2.shape[0], work=x2.size), work=x2.size)
     return y
 
 
 def _summed_pieces(piece, M: int, size: int):
     """(dbeta, dgamma): the per-piece (2, C) float64 sums of `piece` over the rows, added in piece
     order (so the result does not depend on the thread count)."""
-    parts = _pieces.run(piece, _pieces.split(M, work=size))
+    parts = _pieces.run(piece, _pieces.split(M, work=size), work=size)
     tot = parts[0]
     for p in parts[1:]:
         tot += p
@@ -162,7 +162,8 @@ def backward(g2: np.ndarray, x2: np.ndarray, mean: np.ndarray, inv_std: np.ndarr
     dt = x2.dtype
     a_, b_, c_ = _dx_coefficients(gamma, mean, inv_std, dgamma, dbeta, M, dt)
     dx = np.empty_like(x2)
-    _pieces.run(lambda r: _dx_rows(g2, x2, r[0], r[1], a_, b_, c_, dx), _pieces.split(M, work=x2.size))
+    _pieces.run(lambda r: _dx_rows(g2, x2, r[0], r[1], a_, b_, c_, dx), _pieces.split(M, work=x2.size),
+                work=x2.size)
     return dx, dgamma.astype(dt), dbeta.astype(dt)
 
 
@@ -266,7 +267,7 @@ def normalize_act(x2: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, gamma: 
         fn = lambda r: _normalize_sign_rows(x2, r[0], r[1], m, s, g, b, one, -one, y)  # noqa: E731
     else:
         fn = lambda r: _normalize_relu_rows(x2, r[0], r[1], m, s, g, b, zero, y)  # noqa: E731
-    _pieces.run(fn, _pieces.split(x2.shape[0], work=x2.size))
+    _pieces.run(fn, _pieces.split(x2.shape[0], work=x2.size), work=x2.size)
     return y
 
 
@@ -294,5 +295,5 @@ def act_backward(g2: np.ndarray, x2: np.ndarray, mean: np.ndarray, inv_std: np.n
     a_, b_, c_ = _dx_coefficients(gamma, mean, inv_std, dgamma, dbeta, M, dt)
     dx = np.empty_like(x2)
     _pieces.run(lambda r: _act_dx_rows(g2, x2, r[0], r[1], mt, st, gt, bt, relu, one, zero,
-                                       a_, b_, c_, dx), _pieces.split(M, work=x2.size))
+                                       a_, b_, c_, dx), _pieces.split(M, work=x2.size), work=x2.size)
     return dx, dgamma.astype(dt), dbeta.astype(dt)

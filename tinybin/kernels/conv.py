@@ -26,7 +26,10 @@ Optimizations (fast path):
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
+from numba import njit, prange
 
 from . import im2col as _im
 from . import pieces as _pieces
@@ -76,6 +79,104 @@ def conv_backward_ref(x, g2, w2, kh, kw, stride=1, padding=0):
 
 # ---- fast path -------------------------------------------------------------------------------
 
+# ---- whole-op Numba kernels: every piece of an op in one parallel region ------------------------
+# The same pieces, blocks and GEMM calls as the Python-piece path below (`np.dot` in Numba calls
+# the same BLAS sgemm/dgemm, one thread per piece); the pieces run on Numba's threads in one
+# parallel region instead of being handed one by one to the tinybin pool, which at two threads
+# cost more than the small pieces of the downscaled hourglass take. Results are bit for bit those
+# of the Python-piece path (tested) and never depend on the thread count. `NUMBA_PIECES = False`
+# selects the Python-piece path.
+NUMBA_PIECES = True
+
+# A process forked after this one ran a Numba parallel region cannot run one itself (the GNU
+# OpenMP runtime is not fork-safe: the child would wait forever on the parent's threads), so a
+# forked child takes the Python-piece path, which gives the same numbers.
+_parallel_ran = False
+_forked_child = False
+
+
+def _after_fork_in_child() -> None:
+    global _forked_child
+    _forked_child = _forked_child or _parallel_ran
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _use_numba(*arrays) -> bool:
+    global _parallel_ran
+    ok = NUMBA_PIECES and not _forked_child and all(a.dtype == arrays[0].dtype for a in arrays) \
+        and arrays[0].dtype in _NONE
+    _parallel_ran = _parallel_ran or ok
+    return ok
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _forward_pieces(xc, w2t, kh, kw, stride, padding, OH, OW, bounds, per, scale, bias, pw, out):
+    N, H, W, C = xc.shape
+    K, Cout = w2t.shape
+    x2 = xc.reshape(N * H * W, C)
+    for p in prange(bounds.shape[0]):
+        r0, r1 = bounds[p, 0], bounds[p, 1]
+        buf = np.empty((0 if pw else min(per, r1 - r0) * OW, K), dtype=xc.dtype)
+        for a in range(r0, r1, per):
+            b = min(a + per, r1)
+            blk = out[a * OW:b * OW]
+            if pw:
+                np.dot(x2[a * OW:b * OW], w2t, blk)
+            else:
+                cols = buf[:(b - a) * OW]
+                _im._im2col_rows(xc, kh, kw, stride, padding, OH, OW, a, b, cols)
+                np.dot(cols, w2t, blk)
+            if scale.shape[0]:
+                for i in range(blk.shape[0]):
+                    for j in range(Cout):
+                        blk[i, j] *= scale[j]
+            if bias.shape[0]:
+                for i in range(blk.shape[0]):
+                    for j in range(Cout):
+                        blk[i, j] += bias[j]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _dw_pieces(xc, g2, kh, kw, stride, padding, OH, OW, bounds, per, K, pw, parts):
+    """parts[p] = the weight gradient of piece p (its blocks summed in order)."""
+    N, H, W, C = xc.shape
+    x2 = xc.reshape(N * H * W, C)
+    for p in prange(bounds.shape[0]):
+        r0, r1 = bounds[p, 0], bounds[p, 1]
+        dw = parts[p]
+        if r1 <= r0:
+            dw[:] = 0
+            continue
+        if pw:
+            np.dot(g2[r0 * OW:r1 * OW].T, x2[r0 * OW:r1 * OW], dw)
+            continue
+        buf = np.empty((min(per, r1 - r0) * OW, K), dtype=xc.dtype)
+        tmp = np.empty_like(dw)
+        for a in range(r0, r1, per):
+            b = min(a + per, r1)
+            cols = buf[:(b - a) * OW]
+            _im._im2col_rows(xc, kh, kw, stride, padding, OH, OW, a, b, cols)
+            if a == r0:
+                np.dot(g2[a * OW:b * OW].T, cols, dw)
+            else:
+                np.dot(g2[a * OW:b * OW].T, cols, tmp)
+                dw += tmp
+
+
+def _bounds(pieces) -> np.ndarray:
+    return np.array(pieces, dtype=np.int64).reshape(-1, 2)
+
+
+_NONE = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
+
+
+def _vec(v, dt):
+    return _NONE[np.dtype(dt)] if v is None else np.ascontiguousarray(v, dtype=dt).reshape(-1)
+
+
 def conv_forward(x: np.ndarray, w2: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0,
                  scale: np.ndarray | None = None, bias: np.ndarray | None = None) -> np.ndarray:
     """x (N, H, W, C), w2 (Cout, KH*KW*C) -> (im2col(x) @ w2.T) * scale + bias, (N*OH*OW, Cout).
@@ -92,6 +193,11 @@ def conv_forward(x: np.ndarray, w2: np.ndarray, kh: int, kw: int, stride: int = 
     pw = _pointwise(kh, kw, stride, padding)
     x2 = xc.reshape(-1, C) if pw else None
     per = max(1, _im.BLOCK_ROWS // OW)                          # output rows (n, oy) per block
+
+    if _use_numba(out, x, w2):
+        _forward_pieces(xc, w2t, kh, kw, stride, padding, OH, OW, _bounds(_row_pieces(N, OH, N * OH * OW * K)),
+                        per, _vec(scale, out.dtype), _vec(bias, out.dtype), pw, out)
+        return out
 
     def piece(rows):
         r0, r1 = rows
@@ -132,6 +238,14 @@ def conv_backward(x: np.ndarray, g2: np.ndarray, w2: np.ndarray, kh: int, kw: in
         wt = w2.reshape(Cout, kh, kw, C)[:, ::-1, ::-1, :].transpose(3, 1, 2, 0).reshape(C, -1)
         dx = conv_forward(g2.reshape(N, OH, OW, Cout), wt, kh, kw, 1, kh - 1 - padding).reshape(x.shape)
         return dx, (conv_backward(x, g2, w2, kh, kw, stride, padding, need_dx=False)[1] if need_dw else None)
+    if need_dw and not need_dx and _use_numba(x, g2, w2):
+        bounds = _bounds(_row_pieces(N, OH, N * OH * OW * K))
+        parts = np.empty((len(bounds), Cout, K), dtype=dt)
+        _dw_pieces(xc, g2, kh, kw, stride, padding, OH, OW, bounds, max(1, _im.BLOCK_ROWS // OW), K, pw, parts)
+        dw2 = parts[0].copy()
+        for p in parts[1:]:
+            dw2 += p
+        return None, dw2
     x2 = xc.reshape(-1, C) if pw else None
     dx = np.empty(x.shape, dtype=dt) if need_dx else None
     dx2 = dx.reshape(-1, C) if (need_dx and pw) else None

@@ -51,7 +51,7 @@ def sign(x: np.ndarray) -> np.ndarray:
     out = np.empty_like(xf)
     one, minus_one = x.dtype.type(1), x.dtype.type(-1)
     _pieces.run(lambda r: _sign(xf[r[0]:r[1]], one, minus_one, out[r[0]:r[1]]),
-                _pieces.split(xf.size, work=xf.size))
+                _pieces.split(xf.size, work=xf.size), work=xf.size)
     return out.reshape(x.shape)
 
 
@@ -64,7 +64,7 @@ def ste_backward(g: np.ndarray, x: np.ndarray) -> np.ndarray:
     out = np.empty_like(xf)
     one, zero = x.dtype.type(1), x.dtype.type(0)
     _pieces.run(lambda r: _ste_backward(gf[r[0]:r[1]], xf[r[0]:r[1]], one, zero, out[r[0]:r[1]]),
-                _pieces.split(xf.size, work=xf.size))
+                _pieces.split(xf.size, work=xf.size), work=xf.size)
     return out.reshape(x.shape)
 
 
@@ -120,7 +120,7 @@ def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     af = np.ascontiguousarray(a).reshape(-1)
     bf = np.ascontiguousarray(b).reshape(-1)
     out = np.empty_like(af)
-    _pieces.run(lambda r: _add(af[r[0]:r[1]], bf[r[0]:r[1]], out[r[0]:r[1]]), _flat_pieces(af.size))
+    _pieces.run(lambda r: _add(af[r[0]:r[1]], bf[r[0]:r[1]], out[r[0]:r[1]]), _flat_pieces(af.size), work=af.size)
     return out.reshape(a.shape)
 
 
@@ -131,7 +131,7 @@ def relu(x: np.ndarray) -> np.ndarray:
     xf = np.ascontiguousarray(x).reshape(-1)
     out = np.empty_like(xf)
     zero = x.dtype.type(0)
-    _pieces.run(lambda r: _relu(xf[r[0]:r[1]], zero, out[r[0]:r[1]]), _flat_pieces(xf.size))
+    _pieces.run(lambda r: _relu(xf[r[0]:r[1]], zero, out[r[0]:r[1]]), _flat_pieces(xf.size), work=xf.size)
     return out.reshape(x.shape)
 
 
@@ -144,7 +144,7 @@ def relu_backward(g: np.ndarray, x: np.ndarray) -> np.ndarray:
     out = np.empty_like(xf)
     zero = x.dtype.type(0)
     _pieces.run(lambda r: _relu_backward(gf[r[0]:r[1]], xf[r[0]:r[1]], zero, out[r[0]:r[1]]),
-                _flat_pieces(xf.size))
+                _flat_pieces(xf.size), work=xf.size)
     return out.reshape(x.shape)
 
 
@@ -164,5 +164,5 @@ def concat_last(xs) -> np.ndarray:
     def piece(r):
         for s, c0, c1 in zip(srcs, offs[:-1], offs[1:]):
             out[r[0]:r[1], c0:c1] = s[r[0]:r[1]]            # a strided copy: NumPy releases the GIL
-    _pieces.run(piece, _pieces.split(M, work=out.size))
+    _pieces.run(piece, _pieces.split(M, work=out.size), work=out.size)
     return out.reshape(lead + (int(offs[-1]),))

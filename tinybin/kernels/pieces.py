@@ -67,8 +67,17 @@ def _pool(n: int) -> ThreadPoolExecutor:
     return _executor
 
 
-def run(fn: Callable, pieces: Sequence) -> list:
+# Below this many elements of work an op's pieces run one after the other in the calling thread:
+# handing a piece to the pool costs tens of microseconds, more than an elementwise pass or a batch
+# norm pass over a few hundred thousand values takes (measured on the downscaled hourglass: those
+# ops were slower at two threads than at one). The pieces, and so the results, stay the same.
+PARALLEL_WORK = 1 << 19
+
+
+def run(fn: Callable, pieces: Sequence, work: int | None = None) -> list:
     """[fn(p) for p in pieces], the pieces shared among `threads()` threads; results in order.
+
+    work: the op's size in elements; below `PARALLEL_WORK` the pieces run serially here.
 
     Threads take the next undone piece until none is left (the calling thread too), and the call
     returns as soon as every piece is done: on a busy machine, a pool thread that does not get a
@@ -77,7 +86,7 @@ def run(fn: Callable, pieces: Sequence) -> list:
     """
     n = len(pieces)
     t = min(threads(), n)
-    if t <= 1 or getattr(_inside, "flag", False):
+    if t <= 1 or getattr(_inside, "flag", False) or (work is not None and work < PARALLEL_WORK):
         return [fn(p) for p in pieces]
     results = [None] * n
     errors = []
