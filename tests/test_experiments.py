@@ -156,6 +156,13 @@ def test_recipe_is_what_the_calibration_rule_picks_from_the_committed_sweep():
         assert {k: X.recommended(kind == "binary")[k] for k in want} == pytest.approx(want)
 
 
+def test_budget_is_what_the_budget_rule_picks_from_the_committed_pilot():
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results")
+    choice = X.budget_choice(root)
+    assert not choice["missing"] and choice["steps"] is not None
+    assert X.BUDGET["steps"] == choice["steps"] == X.recommended(True)["steps"]
+
+
 def test_calibration_grid_and_recipe_precedence(tmp_path):
     cal = X.get("calibration")
     assert len(cal.rows) == 22 and len({r.name for r in cal.rows}) == len(cal.rows)
