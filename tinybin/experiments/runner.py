@@ -430,9 +430,9 @@ def run(name: str | list[str], seeds: int = 3, root: str | None = None, rows: li
                 found[key] = json.load(fh)
         elif key not in found and key not in todo:
             todo.append(key)
-    # Distillation teachers first, then seed by seed across all the experiments: a stopped session
-    # leaves complete seeds (every row paired) rather than complete rows.
-    todo.sort(key=lambda k: (not is_teacher(get(k[0]), get(k[0]).row(k[1])), k[2]))
+    # Seed by seed across all the experiments (a stopped session leaves complete seeds, every row
+    # paired, rather than complete rows), distillation teachers first within a seed.
+    todo.sort(key=lambda k: (k[2], not is_teacher(get(k[0]), get(k[0]).row(k[1]))))
     try:
         if scheduler is not None:
             found.update(_run_dask(todo, scheduler, root, write, quick, progress, overrides, recipe))
