@@ -15,9 +15,11 @@ Optimizations (fast path):
   each block of dx columns scattered back into dx while in cache (`_col2im_add_rows`);
 * the per-channel `scale` (alpha of a binary conv) and the bias are applied to each output block
   while it is in cache;
-* the output rows (n, oy) are cut into fixed pieces (`_row_pieces`), run on the tinybin thread
-  pool: groups of whole images when the batch has at least `pieces.NPIECES` images, otherwise
-  ranges of output rows, so a batch of one image uses every thread too. Every output element is
+* the output rows (n, oy) are cut into fixed pieces (`_row_pieces`): groups of whole images when
+  the batch has at least `pieces.NPIECES` images, otherwise ranges of output rows, so a batch of
+  one image uses every thread too. The forward and the weight gradient run all pieces of an op in
+  one Numba parallel region (`_forward_pieces`, `_dw_pieces`); the col2im route of dx and the
+  1x1 dx run them on the tinybin thread pool (`pieces.run`). Every output element is
   one GEMM row, whatever piece holds it; the weight gradient is the sum of the per-piece partial
   sums in piece order, and the piece boundaries depend on the shapes only: the results never
   depend on the number of threads. The col2im route of dx scatters into input rows that
