@@ -362,3 +362,13 @@ def test_distilling_row_uses_the_shared_real_run_as_teacher(tmp_path):
     assert teacher.exists() and out[0]["train_config"]["distill_teacher"] == str(teacher)
     assert (tmp_path / "table3" / "hpm_real__seed0.json").exists()
     assert out[1]["same_as"] == "table3/hpm_real" and not (tmp_path / ".teachers" / "beyond").exists()
+
+
+def test_beyond_face_row_reuses_the_face_runs_and_their_teacher():
+    from tinybin import experiments as E
+    exp, face = E.get("beyond_face"), E.get("face")
+    assert exp.row("baseline").same_as == "face/face_hpm_binary" and exp.row("real").same_as == "face/face_hpm_real"
+    assert E.is_teacher(face, face.row("face_hpm_real")) and not E.is_teacher(face, face.row("face_hpm_binary"))
+    beyond_all = E.get("beyond").row("all")
+    assert exp.row("all").train == beyond_all.train  # the same combination as the pose row
+    assert {k: v for k, v in exp.row("all").net.items() if k != "num_landmarks"} == beyond_all.net

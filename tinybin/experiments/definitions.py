@@ -218,6 +218,19 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
               train={"progressive_fraction": 0.25, "reverse_init_fraction": 0.25, "distill_teacher": "@real"}),
         _pose("real", "Real HPM (ceiling)", block="hpm", binary=False, same_as="table3/hpm_real"),
     ], reference="baseline"),
+    # Issue 16's face check: the combination of every addition ("all" above, fixed before any result)
+    # on the 68-point faces of Table 9, against the binary and the real HPM of the `face` experiment
+    # (the same runs; the real one is the distillation teacher). NME by yaw: `face_scores`.
+    Experiment("beyond_face", "Beyond the paper on faces: all additions together (NME, yaw over [-90, 90])",
+               "issue 16 (faces)", "nme", [
+        Row("baseline", "Binary HPM, the paper's recipe", net={"block": "hpm", "num_landmarks": 68},
+            data="face_yaw90", same_as="face/face_hpm_binary"),
+        Row("all", "all together (rank-1 scale)", net={"block": "hpm", "num_landmarks": 68, "scale": "learned_rank1",
+                                                        "prelu": True}, data="face_yaw90",
+            train={"progressive_fraction": 0.25, "reverse_init_fraction": 0.25, "distill_teacher": "@real"}),
+        Row("real", "Real HPM (ceiling, teacher)", net={"block": "hpm", "binary": False, "num_landmarks": 68},
+            data="face_yaw90", same_as="face/face_hpm_real"),
+    ], reference="baseline"),
     Experiment("table12", "Facial part segmentation (7 classes)", "Table 12 (300W Indoor & Outdoor)", "mean_iu", [
         Row("seg_bottleneck_real", "Real, bottleneck", net={"block": "bottleneck", "binary": False,
                                                           "num_landmarks": 7},
