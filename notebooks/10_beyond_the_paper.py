@@ -78,8 +78,6 @@
 # %%
 import atexit
 import functools
-import glob
-import json
 import os
 import shutil
 import tempfile
@@ -111,7 +109,7 @@ from tinybin.gradcheck import check_grads
 from tinybin.train import TrainConfig, distillation_loss, quantization_state
 
 QUICK = os.environ.get("TINYBIN_QUICK") == "1"
-RUN_FACES = os.environ.get("TINYBIN_RUN_FACES") == "1"   # train the face rows (section 8), hours
+RUN_FACES = os.environ.get("TINYBIN_RUN_FACES") == "1"   # train the face rows (section 9), hours
 KEYS = ("pckh", "pckh_matched")
 SEEDS = 5
 FACE_SEEDS = 3
@@ -516,72 +514,41 @@ if summ is not None:
     show_md("\n".join(lines))
 
 # %% [markdown]
-# ## 9. Faces: the best combination, NME by yaw
+# ## 9. Faces: all additions together, NME by yaw
 #
-# The issue asks for one run on faces for the best combination. **The `beyond` experiment has no
-# face row yet**; the rows below are built in this notebook from `beyond`'s rows (same network and
-# training options, `num_landmarks=68`, the yaw-uniform synthetic face set of notebook 08): the
-# paper's recipe, the best addition at `pckh_matched` (the row with the largest mean gap closed;
-# "all" when `beyond` has no results), and the real HPM (ceiling and distillation teacher). They run
-# through the same runner function (`tinybin.experiments.run_one`) into `results/beyond_face/`.
-# To train them (3 seeds, hours on 2 cores):
+# The issue asks for one run on faces for the best combination. Which addition is best is a
+# test-split result of section 8, so the face row was fixed before any result: **all additions
+# together** (`beyond`'s "all" row with `num_landmarks=68`, on the yaw-uniform synthetic faces of
+# notebook 08), in the `beyond_face` experiment beside the `face` experiment's binary and real HPM
+# runs (the same runs, `same_as`; the real one is the distillation teacher). To train them
+# (3 seeds, hours on 2 cores):
 #
-#     TINYBIN_RUN_FACES=1 python notebooks/10_beyond_the_paper.py
+#     python -m tinybin.experiments run face beyond_face --seeds 3 --jobs 2
 #
-# (a `beyond_face` experiment in `tinybin/experiments/` would give them the parallel runner and
-# `report`; not done here). Scores are recomputed from the stored per-image NME and yaw
-# (`tinybin.experiments.face_scores`, Table 9's bins).
+# (or `TINYBIN_RUN_FACES=1 python notebooks/10_beyond_the_paper.py`). Scores are recomputed from
+# the stored per-image NME and yaw (`tinybin.experiments.face_scores`, Table 9's bins).
 
 # %%
+FACE_EXP = E.get("beyond_face")
 best = "all"
-if summ is not None:
-    cands = {n: c["mean"] for n, c in E.gap_closed(summ, "pckh_matched", "real").items()
-             if n in ADDITIONS and c is not None}
-    if cands:
-        best = max(cands, key=cands.get)
-FACE_EXP = E.Experiment(
-    "beyond_face", f"Faces: the paper's recipe vs the best addition ({best}) vs real", "issue 16, faces", "nme",
-    [E.Row(n, exp.row(n).label, net={**exp.row(n).net, "num_landmarks": 68}, train=dict(exp.row(n).train),
-           data="face_yaw90") for n in dict.fromkeys(("baseline", best, "real"))],
-    reference="baseline")
 print(f"face rows: {[r.name for r in FACE_EXP.rows]}")
-
-
-def load_face(root):
-    out = {r.name: [] for r in FACE_EXP.rows}
-    for p in sorted(glob.glob(os.path.join(root, FACE_EXP.name, "*__seed*.json"))):
-        with open(p) as fh:
-            r = json.load(fh)
-        if r.get("row") in out:
-            out[r["row"]].append(r)
-    return out
-
-
-def run_face(root, seeds, quick):
-    """Train every (row, seed) of FACE_EXP whose result file is missing (teacher first)."""
-    for seed in range(seeds):
-        for row in sorted(FACE_EXP.rows, key=lambda r: not E.is_teacher(FACE_EXP, r)):
-            if not os.path.exists(E.result_path(FACE_EXP.name, row.name, seed, root)):
-                E.run_one(FACE_EXP, row, seed, root=root, quick=quick, progress=not quick)
-
 
 face_root = None
 if RUN_FACES:
-    run_face(RESULTS, FACE_SEEDS, quick=False)
-if any(load_face(RESULTS).values()):
+    E.run(FACE_EXP.name, seeds=FACE_SEEDS, root=RESULTS, jobs=E.default_jobs())
+if any(E.load_results(FACE_EXP.name, RESULTS).values()):
     face_root, face_source = RESULTS, f"results/{FACE_EXP.name}"
 elif QUICK:
     face_root = tempfile.mkdtemp(prefix="tinybin-nb-")
     atexit.register(shutil.rmtree, face_root, True)
-    run_face(face_root, 2, quick=True)
+    E.run(FACE_EXP.name, seeds=2, root=face_root, quick=True, progress=False, jobs=1)
     face_source = "QUICK smoke runs (a few steps at 32x32: the numbers mean nothing)"
 else:
-    print("not run yet: TINYBIN_RUN_FACES=1 python notebooks/10_beyond_the_paper.py "
-          f"(rows {[r.name for r in FACE_EXP.rows]}, {FACE_SEEDS} seeds)")
+    print(f"not run yet: python -m tinybin.experiments run face beyond_face --seeds {FACE_SEEDS} --jobs 2")
 
 # %%
 if face_root is not None:
-    fres = load_face(face_root)
+    fres = E.load_results(FACE_EXP.name, face_root)
     scores = {n: {r["seed"]: E.face_scores(r) for r in rs} for n, rs in fres.items()}
     cols = (*E.FACE_BINS, "mean")
     lines = [f"Source: {face_source}. NME % of the box size, mean ± std over seeds.", "",
