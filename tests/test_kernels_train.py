@@ -125,7 +125,7 @@ def test_conv_results_do_not_depend_on_the_thread_count(rng, threads, n, k, stri
 def test_a_single_image_conv_runs_in_several_pieces(rng, monkeypatch, numba_pieces):
     seen = []
     run, bounds = pieces.run, C._bounds
-    monkeypatch.setattr(C, "NUMBA_PIECES", numba_pieces)
+    monkeypatch.setattr(pieces, "NUMBA_REGIONS", numba_pieces)
     monkeypatch.setattr(pieces, "run", lambda fn, ps, work=None: (seen.append(list(ps)), run(fn, ps, work))[1])
     monkeypatch.setattr(C, "_bounds", lambda ps: (seen.append(list(ps)), bounds(ps))[1])
     x = rng.standard_normal((1, 64, 64, 32)).astype(np.float32)
@@ -151,7 +151,7 @@ def test_numba_piece_kernels_equal_the_python_pieces_bit_for_bit(rng, monkeypatc
     g2 = rng.standard_normal((N * OH * OW, Cout)).astype(dt)
     out = {}
     for flag in (True, False):
-        monkeypatch.setattr(C, "NUMBA_PIECES", flag)
+        monkeypatch.setattr(pieces, "NUMBA_REGIONS", flag)
         out[flag] = ([C.conv_forward(x, w2, k, k, st, pad, s_, b_) for s_, b_ in ((None, None), (sc, b))],
                      [C.conv_backward(x, g2, w2, k, k, st, pad, need_dx=d) for d in (True, False)])
     for u, v in zip(out[True][0], out[False][0]):
@@ -244,7 +244,7 @@ def test_nested_runs_stay_serial_and_a_forked_child_gets_a_new_pool(threads):
         pytest.skip("no fork on this platform")
     ctx = mp.get_context("fork")
     want = _conv_in_child()                    # the parent has run the conv kernels' parallel region
-    assert C._parallel_ran or not C.NUMBA_PIECES
+    assert pieces._region_ran or not pieces.NUMBA_REGIONS
     with ctx.Pool(1) as pool:                  # the parent's pool threads exist; the child's do not
         res = pool.apply_async(_conv_in_child).get(timeout=60)
     np.testing.assert_array_equal(res, want)
@@ -445,3 +445,33 @@ def test_rmsprop_kernel_equals_numpy_form_bit_for_bit(dtype, monkeypatch):
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(runs[0][0], w0[0])
+
+
+@pytest.mark.parametrize("act", ["sign", "relu"])
+def test_batchnorm_regions_equal_the_pool_path_bit_for_bit(threads, monkeypatch, act):
+    """Statistics, fused normalize+activation and its backward: the Numba-region path (all pieces
+    in one parallel region) and the pool path give the same numbers."""
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 Numba threads")
+    monkeypatch.setattr(pieces, "PARALLEL_WORK", 0)
+    monkeypatch.setattr(pieces, "MIN_WORK", 1)
+    r = np.random.default_rng(7)
+    x2 = (r.standard_normal((999, 24)) * 2 + 0.5).astype(np.float32)
+    g2 = r.standard_normal((999, 24)).astype(np.float32)
+    gamma, beta = r.standard_normal(24).astype(np.float32), r.standard_normal(24).astype(np.float32)
+    seen = []
+    region = BN._region
+    monkeypatch.setattr(BN, "_region", lambda work, b: (seen.append(region(work, b)), seen[-1])[1])
+    out = {}
+    for flag in (True, False):
+        monkeypatch.setattr(pieces, "NUMBA_REGIONS", flag)
+
+        def go():
+            mean, var = BN.stats(x2)
+            inv_std = 1.0 / np.sqrt(var + 1e-5)
+            y = BN.normalize_act(x2, mean, inv_std, gamma, beta, act)
+            return (mean, var, y) + BN.act_backward(g2, x2, mean, inv_std, gamma, beta, act)
+        out[flag] = threads(2, go)
+    assert any(seen) and not all(seen)  # both paths ran
+    for a, b in zip(out[True], out[False]):
+        np.testing.assert_array_equal(a, b)

@@ -25,7 +25,7 @@ same numbers on every run.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from . import pieces as _pieces
 
@@ -89,18 +89,44 @@ def _dx_rows(g2, x2, r0, r1, a, b, c0, dx):
             dx[m, c] = a[c] * g2[m, c] + b[c] * x2[m, c] + c0[c]
 
 
+# ---- Numba parallel regions: all pieces of an op at once (see pieces.NUMBA_REGIONS) ------------
+# The same row kernels over the same pieces; per-piece partial sums go to parts[p] and are added
+# in piece order by the caller, as on the pool path: the numbers do not change.
+
+def _region(work: int, bounds) -> bool:
+    """Run this op's pieces in a Numba parallel region: several pieces, several threads, work
+    large enough to pay for it (`pieces.PARALLEL_WORK`), and allowed (`pieces.numba_region_ok`)."""
+    return (len(bounds) > 1 and _pieces.threads() > 1 and work >= _pieces.PARALLEL_WORK
+            and _pieces.numba_region_ok())
+
+
+def _as_array(bounds) -> np.ndarray:
+    return np.array(bounds, dtype=np.int64).reshape(-1, 2)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _stats_region(x2, bounds, s, parts):
+    for p in prange(bounds.shape[0]):
+        _stats_rows(x2, bounds[p, 0], bounds[p, 1], s, parts[p])
+
+
 def stats(x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mean, biased var) per channel of x2 (M, C), float64 (Numba, one read of x2)."""
     x2 = np.ascontiguousarray(x2)
     M, C = x2.shape
     s = x2[0].astype(np.float64)
 
-    def piece(r):
-        out = np.zeros((2, C))
-        _stats_rows(x2, r[0], r[1], s, out)
-        return out
-    parts = _pieces.run(piece, _pieces.split(M, work=x2.size), work=x2.size)
-    tot = parts[0]
+    bounds = _pieces.split(M, work=x2.size)
+    if _region(x2.size, bounds):
+        parts = np.zeros((len(bounds), 2, C))
+        _stats_region(x2, _as_array(bounds), s, parts)
+    else:
+        def piece(r):
+            out = np.zeros((2, C))
+            _stats_rows(x2, r[0], r[1], s, out)
+            return out
+        parts = _pieces.run(piece, bounds, work=x2.size)
+    tot = parts[0].copy()
     for p in parts[1:]:
         tot += p
     d = tot[0] / M
@@ -263,11 +289,15 @@ def normalize_act(x2: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, gamma: 
     dt = x2.dtype
     m, s, g, b = _typed(dt, mean, inv_std, gamma, beta)
     one, zero = dt.type(1), dt.type(0)
+    bounds = _pieces.split(x2.shape[0], work=x2.size)
+    if _region(x2.size, bounds):
+        _normalize_act_region(x2, _as_array(bounds), m, s, g, b, act == "relu", one, zero, y)
+        return y
     if act == "sign":
         fn = lambda r: _normalize_sign_rows(x2, r[0], r[1], m, s, g, b, one, -one, y)  # noqa: E731
     else:
         fn = lambda r: _normalize_relu_rows(x2, r[0], r[1], m, s, g, b, zero, y)  # noqa: E731
-    _pieces.run(fn, _pieces.split(x2.shape[0], work=x2.size), work=x2.size)
+    _pieces.run(fn, bounds, work=x2.size)
     return y
 
 
@@ -287,13 +317,48 @@ def act_backward(g2: np.ndarray, x2: np.ndarray, mean: np.ndarray, inv_std: np.n
     inv_std = inv_std.astype(np.float64)
     relu, one, zero = act == "relu", dt.type(1), dt.type(0)
 
-    def piece(r):
-        out = np.zeros((2, C))
-        _act_grad_stats_rows(g2, x2, r[0], r[1], mt, st, gt, bt, relu, one, zero, mean, inv_std, out)
-        return out
-    dbeta, dgamma = _summed_pieces(piece, M, x2.size)
+    bounds = _pieces.split(M, work=x2.size)
+    region = _region(x2.size, bounds)
+    if region:
+        parts = np.zeros((len(bounds), 2, C))
+        _act_grad_stats_region(g2, x2, _as_array(bounds), mt, st, gt, bt, relu, one, zero, mean, inv_std, parts)
+        tot = parts[0].copy()
+        for q in parts[1:]:
+            tot += q
+        dbeta, dgamma = tot[0], tot[1]
+    else:
+        def piece(r):
+            out = np.zeros((2, C))
+            _act_grad_stats_rows(g2, x2, r[0], r[1], mt, st, gt, bt, relu, one, zero, mean, inv_std, out)
+            return out
+        dbeta, dgamma = _summed_pieces(piece, M, x2.size)
     a_, b_, c_ = _dx_coefficients(gamma, mean, inv_std, dgamma, dbeta, M, dt)
     dx = np.empty_like(x2)
-    _pieces.run(lambda r: _act_dx_rows(g2, x2, r[0], r[1], mt, st, gt, bt, relu, one, zero,
-                                       a_, b_, c_, dx), _pieces.split(M, work=x2.size), work=x2.size)
+    if region:
+        _act_dx_region(g2, x2, _as_array(bounds), mt, st, gt, bt, relu, one, zero, a_, b_, c_, dx)
+    else:
+        _pieces.run(lambda r: _act_dx_rows(g2, x2, r[0], r[1], mt, st, gt, bt, relu, one, zero,
+                                           a_, b_, c_, dx), bounds, work=x2.size)
     return dx, dgamma.astype(dt), dbeta.astype(dt)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _normalize_act_region(x2, bounds, m, s, g, b, relu, one, zero, y):
+    for p in prange(bounds.shape[0]):
+        if relu:
+            _normalize_relu_rows(x2, bounds[p, 0], bounds[p, 1], m, s, g, b, zero, y)
+        else:
+            _normalize_sign_rows(x2, bounds[p, 0], bounds[p, 1], m, s, g, b, one, -one, y)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _act_grad_stats_region(g2, x2, bounds, mt, st, gt, bt, relu, one, zero, mean, inv_std, parts):
+    for p in prange(bounds.shape[0]):
+        _act_grad_stats_rows(g2, x2, bounds[p, 0], bounds[p, 1], mt, st, gt, bt, relu, one, zero, mean, inv_std,
+                             parts[p])
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _act_dx_region(g2, x2, bounds, mt, st, gt, bt, relu, one, zero, a, b, c0, dx):
+    for p in prange(bounds.shape[0]):
+        _act_dx_rows(g2, x2, bounds[p, 0], bounds[p, 1], mt, st, gt, bt, relu, one, zero, a, b, c0, dx)

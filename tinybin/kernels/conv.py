@@ -28,8 +28,6 @@ Optimizations (fast path):
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from numba import njit, prange
 
@@ -86,32 +84,12 @@ def conv_backward_ref(x, g2, w2, kh, kw, stride=1, padding=0):
 # the same BLAS sgemm/dgemm, one thread per piece); the pieces run on Numba's threads in one
 # parallel region instead of being handed one by one to the tinybin pool, which at two threads
 # cost more than the small pieces of the downscaled hourglass take. Results are bit for bit those
-# of the Python-piece path (tested) and never depend on the thread count. `NUMBA_PIECES = False`
-# selects the Python-piece path.
-NUMBA_PIECES = True
-
-# A process forked after this one ran a Numba parallel region cannot run one itself (the GNU
-# OpenMP runtime is not fork-safe: the child would wait forever on the parent's threads), so a
-# forked child takes the Python-piece path, which gives the same numbers.
-_parallel_ran = False
-_forked_child = False
-
-
-def _after_fork_in_child() -> None:
-    global _forked_child
-    _forked_child = _forked_child or _parallel_ran
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
+# of the Python-piece path (tested) and never depend on the thread count. `pieces.NUMBA_REGIONS`
+# (False: the Python-piece path) and fork safety: `pieces.numba_region_ok`.
 
 def _use_numba(*arrays) -> bool:
-    global _parallel_ran
-    ok = NUMBA_PIECES and not _forked_child and all(a.dtype == arrays[0].dtype for a in arrays) \
-        and arrays[0].dtype in _NONE
-    _parallel_ran = _parallel_ran or ok
-    return ok
+    return (all(a.dtype == arrays[0].dtype for a in arrays) and arrays[0].dtype in _NONE
+            and _pieces.numba_region_ok())
 
 
 @njit(parallel=True, cache=True, nogil=True)

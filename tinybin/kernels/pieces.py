@@ -27,15 +27,36 @@ NPIECES = 4
 # the hourglass (2x2 and 4x4 maps) a piece would cost less than handing it to a thread.
 MIN_WORK = 1 << 15
 
+# Numba parallel regions. The convolution and the fused batch-norm kernels can also run all pieces
+# of an op in one Numba parallel region (the same pieces, in the same order: the same numbers),
+# which costs less than handing the pieces one by one to the pool. `NUMBA_REGIONS = False` turns
+# that off. A process forked after this one ran a region cannot run one itself (the GNU OpenMP
+# runtime is not fork-safe: the child would wait forever on the parent's threads), so a forked
+# child takes the pool path.
+NUMBA_REGIONS = True
+_region_ran = False
+_forked_child = False
+
+
+def numba_region_ok() -> bool:
+    """Whether an op may run its pieces in a Numba parallel region now (see above)."""
+    global _region_ran
+    ok = NUMBA_REGIONS and not _forked_child
+    _region_ran = _region_ran or ok
+    return ok
+
+
 _executor: ThreadPoolExecutor | None = None
 _executor_size = 0
 _inside = threading.local()  # set while a thread runs pieces: nested `run` calls stay serial
 
 
 def _forget_pool_after_fork() -> None:
-    # a forked child inherits the executor object but not its threads: start a new one on demand
-    global _executor, _executor_size
+    # a forked child inherits the executor object but not its threads: start a new one on demand;
+    # and it must not enter a Numba parallel region if the parent has run one
+    global _executor, _executor_size, _forked_child
     _executor, _executor_size = None, 0
+    _forked_child = _forked_child or _region_ran
 
 
 if hasattr(os, "register_at_fork"):
