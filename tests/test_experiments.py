@@ -34,6 +34,8 @@ def _fake_run_one(calls, interrupt_at=None):
                "paper": row.paper, "paper_params": row.paper_params, "train_time_s": 60.0}
         _write(X.result_path(exp.name, row.name, seed, root), out)
         if len(calls) == interrupt_at:
+            calls.append(("copied before the interruption",
+                          os.path.exists(X.result_path("table1", "bottleneck_binary", 0, root))))
             raise KeyboardInterrupt  # interrupted mid-experiment
         return out
     return fake_run_one
@@ -45,9 +47,10 @@ def test_runner_skips_finished_runs_and_report_reproduces(tmp_path, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         X.run("table1", seeds=2, root=str(tmp_path))
     # table1's binary bottleneck is table2's bottleneck row (same_as): that row is what trains
-    assert calls == [("table1", "bottleneck_real", 0), ("table2", "bottleneck", 0), ("table1", "bottleneck_real", 1)]
+    assert calls == [("table1", "bottleneck_real", 0), ("table2", "bottleneck", 0), ("table1", "bottleneck_real", 1),
+                     ("copied before the interruption", True)]  # as soon as its source run finished
     X.run("table1", seeds=2, root=str(tmp_path))
-    assert calls[3:] == [("table2", "bottleneck", 1)]  # only the missing run was trained
+    assert calls[4:] == [("table2", "bottleneck", 1)]  # only the missing run was trained
     s = {r["row"]: r for r in X.summarize("table1", str(tmp_path))}
     v = [50 + len("bottleneck_real"), 51 + len("bottleneck_real")]
     assert s["bottleneck_real"]["mean"] == pytest.approx(np.mean(v))
@@ -55,6 +58,9 @@ def test_runner_skips_finished_runs_and_report_reproduces(tmp_path, monkeypatch)
     assert s["bottleneck_binary"]["mean"] == pytest.approx(50.5 + len("bottleneck"))  # the copied results
     copied = json.loads((tmp_path / "table1" / "bottleneck_binary__seed1.json").read_text())
     assert copied["same_as"] == "table2/bottleneck" and copied["row"] == "bottleneck_binary"
+    os.remove(tmp_path / "table1" / "bottleneck_binary__seed1.json")  # a copy not written yet:
+    got = X.load_results("table1", str(tmp_path))["bottleneck_binary"]  # the source's file is read
+    assert [r["seed"] for r in got] == [0, 1] and got[1] == copied
     assert X.report("table1", str(tmp_path)) == X.report("table1", str(tmp_path))
     assert "76.5" in X.report("table1", str(tmp_path))
     parts = X.parts_report("table1", str(tmp_path))

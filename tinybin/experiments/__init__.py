@@ -50,7 +50,7 @@ many runs), `reports` (tables, paired differences, the calibration rule, verdict
 
 from .definitions import (  # noqa: F401
     RESULTS, BUDGET, DATA, LR_DROP, RECIPE, Row, Experiment, EXPERIMENTS, PAPER_TABLE9,
-    PAPER_TABLE12, SPLITS, make_data, synthetic_head_fraction, source, get, merge_layers, recommended,
+    PAPER_TABLE12, SPLITS, make_data, synthetic_head_fraction, source, copy_of, get, merge_layers, recommended,
 )
 from .runner import (  # noqa: F401
     result_path, load_recipe, train_settings, run_one, CKPT_EVERY, teacher_path, is_teacher,

@@ -363,6 +363,13 @@ def source(exp: Experiment, row: Row) -> tuple[Experiment, Row]:
     return target, target.row(r)
 
 
+def copy_of(exp: Experiment, row: Row, result: dict) -> dict:
+    """A result of `row.same_as` as the result of `row` (experiment, row, label, paper value), with
+    its provenance in "same_as"."""
+    return dict(result, experiment=exp.name, row=row.name, label=row.label, paper=row.paper,
+                paper_params=row.paper_params, same_as=row.same_as)
+
+
 def get(name: str) -> Experiment:
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose from {sorted(EXPERIMENTS)}")

@@ -9,24 +9,29 @@ import os
 
 import numpy as np
 
-from .definitions import Experiment, RESULTS, get
+from .definitions import RESULTS, Experiment, copy_of, get, source
 
 # ---- report ------------------------------------------------------------------------------------
 
 def load_results(name: str, root: str = RESULTS) -> dict[str, list[dict]]:
-    """{row name: [result dicts sorted by seed]} from the JSON files of experiment `name`."""
+    """{row name: [result dicts sorted by seed]} from the JSON files of experiment `name`; a
+    `same_as` row whose copy of a seed is not written yet reads its source's file."""
     exp = get(name)
     folder = os.path.join(root, exp.name)
     out: dict[str, list[dict]] = {r.name: [] for r in exp.rows}
-    if not os.path.isdir(folder):
-        return out
-    for fn in sorted(os.listdir(folder)):
+    for fn in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
         if not fn.endswith(".json") or "__seed" not in fn:
             continue
         with open(os.path.join(folder, fn)) as fh:
             r = json.load(fh)
         if r.get("row") in out:
             out[r["row"]].append(r)
+    for row in exp.rows:  # a same_as row reads its source's results for the seeds not copied yet
+        if row.same_as:
+            src_exp, src = source(exp, row)
+            have = {r["seed"] for r in out[row.name]}
+            out[row.name] += [copy_of(exp, row, r) for r in load_results(src_exp.name, root)[src.name]
+                              if r["seed"] not in have]
     for v in out.values():
         v.sort(key=lambda r: r["seed"])
     return out

@@ -16,8 +16,8 @@ from dataclasses import asdict
 
 import numpy as np
 
-from .definitions import (BUDGET, DATA, EXPERIMENTS, RECIPE, RESULTS, Experiment, Row, get, make_data,
-                          merge_layers, source)
+from .definitions import (BUDGET, DATA, EXPERIMENTS, RECIPE, RESULTS, Experiment, Row, copy_of, get,
+                          make_data, merge_layers, source)
 
 # ---- one run -----------------------------------------------------------------------------------
 
@@ -433,17 +433,24 @@ def run(name: str | list[str], seeds: int = 3, root: str | None = None, rows: li
     # Seed by seed across all the experiments (a stopped session leaves complete seeds, every row
     # paired, rather than complete rows), distillation teachers first within a seed.
     todo.sort(key=lambda k: (k[2], not is_teacher(get(k[0]), get(k[0]).row(k[1]))))
+    def copies(key, result):  # the same_as rows of this run whose source `key` just finished
+        found[key] = result
+        for exp, row, seed in wanted:
+            path = result_path(exp.name, row.name, seed, root)
+            if row.same_as and write and _key(*source(exp, row), seed) == key and not os.path.exists(path):
+                write_result(path, copy_of(exp, row, result))
+
     try:
         if scheduler is not None:
-            found.update(_run_dask(todo, scheduler, root, write, quick, progress, overrides, recipe))
+            _run_dask(todo, scheduler, root, write, quick, progress, overrides, recipe, copies)
         elif jobs > 1 and len(todo) > 1:
-            found.update(_run_pool(todo, jobs, root, write, quick, progress, overrides, recipe))
+            _run_pool(todo, jobs, root, write, quick, progress, overrides, recipe, copies)
         else:
             for e, r, seed in todo:
                 print(f"[{e}] {r} seed {seed}", flush=True)
                 exp = get(e)
-                found[(e, r, seed)] = run_one(exp, exp.row(r), seed, root if write else None, quick=quick,
-                                              progress=progress, overrides=overrides, recipe=recipe, write=write)
+                copies((e, r, seed), run_one(exp, exp.row(r), seed, root if write else None, quick=quick,
+                                             progress=progress, overrides=overrides, recipe=recipe, write=write))
     finally:  # copy what the same_as rows need, also after a failure or an interruption
         out = []
         for exp, row, seed in wanted:
@@ -455,8 +462,7 @@ def run(name: str | list[str], seeds: int = 3, root: str | None = None, rows: li
             if result is None:
                 continue
             if row.same_as:
-                result = dict(result, experiment=exp.name, row=row.name, label=row.label, paper=row.paper,
-                              paper_params=row.paper_params, same_as=row.same_as)
+                result = copy_of(exp, row, result)
                 path = result_path(exp.name, row.name, seed, root)
                 if write and not os.path.exists(path):
                     write_result(path, result)
@@ -501,8 +507,9 @@ def _bar(total: int, desc: str, progress: bool):
     return tqdm(total=total, desc=desc, unit="job", dynamic_ncols=True, **kw)
 
 
-def _collect(pending, get_result, root, write, progress, what):
-    """Write each finished job's result; report failures after the others have finished."""
+def _collect(pending, get_result, root, write, progress, what, on_result=None):
+    """Write each finished job's result (then `on_result(key, result)`); report failures after the
+    others have finished."""
     done, failed = {}, []
     names = ", ".join(dict.fromkeys(k[0] for k in pending))
     bar = _bar(len(pending), f"{names} ({what})", progress)
@@ -517,6 +524,8 @@ def _collect(pending, get_result, root, write, progress, what):
                 if write:
                     write_result(result_path(exp_name, row_name, seed, root), result)
                 done[key] = result
+                if on_result is not None:
+                    on_result(key, result)
             if bar is not None:
                 bar.update(1)
     finally:
@@ -528,7 +537,7 @@ def _collect(pending, get_result, root, write, progress, what):
     return done
 
 
-def _run_pool(todo, jobs, root, write, quick, progress, overrides, recipe):
+def _run_pool(todo, jobs, root, write, quick, progress, overrides, recipe, on_result=None):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
     ctx = mp.get_context("spawn")
@@ -541,14 +550,14 @@ def _run_pool(todo, jobs, root, write, quick, progress, overrides, recipe):
                 e = f.exception()
                 yield futs[f], (e if e is not None else f.result())
         try:
-            return _collect(todo, results, root, write, progress, f"{min(jobs, len(todo))} processes")
+            return _collect(todo, results, root, write, progress, f"{min(jobs, len(todo))} processes", on_result)
         except KeyboardInterrupt:
             for f in futs:
                 f.cancel()
             raise
 
 
-def _run_dask(todo, scheduler, root, write, quick, progress, overrides, recipe):
+def _run_dask(todo, scheduler, root, write, quick, progress, overrides, recipe, on_result=None):
     try:
         from dask.distributed import Client, as_completed
     except ImportError:
@@ -563,7 +572,7 @@ def _run_dask(todo, scheduler, root, write, quick, progress, overrides, recipe):
             for f in as_completed(list(futs)):
                 e = f.exception()
                 yield futs[f], (e if e is not None else f.result())
-        return _collect(todo, results, root, write, progress, "dask")
+        return _collect(todo, results, root, write, progress, "dask", on_result)
     finally:
         if own:
             client.close()
