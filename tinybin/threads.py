@@ -1,7 +1,8 @@
 """The thread policy of tinybin: one number for both thread pools it uses.
 
-tinybin runs work on two pools: NumPy's OpenBLAS (the float GEMMs) and Numba's (the ``parallel``
-kernels: im2col, pooling, packing, XNOR-popcount). On a small shared machine they fight: both
+tinybin runs work on two pools: OpenBLAS (the float GEMMs: NumPy's copy, and SciPy's copy that
+Numba's ``np.dot`` calls) and Numba's (the ``parallel`` kernels: the training ops' pieces of a
+convolution or batch norm, pooling, packing, XNOR-popcount). On a small shared machine they fight: both
 spin or wait for all their threads at the end of every parallel region, so one busy core stalls
 every region until the scheduler gives the thread its core back. Measured on this project's
 2-core machine under load: a downscaled training step took 4.8 s with both pools at their default
@@ -23,7 +24,8 @@ The policy, applied when ``tinybin`` is imported (``apply_defaults``):
   the number of cores); requests are clamped to it.
 - A parallel kernel whose work is too small to pay for waking the pool (``SMALL_WORK``
   operations) runs on the calling thread (``serial_if_small``): under load every parallel region
-  waits for all its threads to be scheduled, which costs milliseconds, not microseconds.
+  waits for all its threads to be scheduled, which costs milliseconds, not microseconds. The
+  training ops have the same rule in their own unit (``kernels/pieces.PARALLEL_WORK`` elements).
 - Packed inference (``tinybin.packed``) gives the cores to Numba's pool alone: BLAS runs one
   thread inside it (``numba_only``). Its only GEMMs are the small float stem and head, and an
   idle BLAS thread that spins after them stalls every parallel XNOR kernel that follows.
