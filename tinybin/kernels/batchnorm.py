@@ -243,6 +243,16 @@ def _normalize_relu_rows(x2, r0, r1, mean, inv_std, gamma, beta, zero, y):
             y[m, c] = zero if h <= zero else h
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _masked_g(g2, x2, m, c, mean_t, inv_std_t, gamma_t, beta_t, relu, one, zero):
+    """g where the activation passes it: h = BN(x) recomputed in x's dtype exactly as the forward
+    computed it; ReLU passes h > 0, the sign's STE passes |h| <= 1."""
+    h = ((x2[m, c] - mean_t[c]) * inv_std_t[c]) * gamma_t[c] + beta_t[c]
+    if relu:
+        return g2[m, c] if h > zero else zero
+    return g2[m, c] if -one <= h <= one else zero
+
+
 @njit(cache=True, nogil=True)
 def _act_grad_stats_rows(g2, x2, r0, r1, mean_t, inv_std_t, gamma_t, beta_t, relu, one, zero,
                          mean, inv_std, out):
@@ -250,12 +260,7 @@ def _act_grad_stats_rows(g2, x2, r0, r1, mean_t, inv_std_t, gamma_t, beta_t, rel
     C = x2.shape[1]
     for m in range(r0, r1):
         for c in range(C):
-            h = ((x2[m, c] - mean_t[c]) * inv_std_t[c]) * gamma_t[c] + beta_t[c]
-            if relu:
-                gv = g2[m, c] if h > zero else zero
-            else:
-                gv = g2[m, c] if -one <= h <= one else zero
-            g = np.float64(gv)
+            g = np.float64(_masked_g(g2, x2, m, c, mean_t, inv_std_t, gamma_t, beta_t, relu, one, zero))
             out[0, c] += g
             out[1, c] += g * ((np.float64(x2[m, c]) - mean[c]) * inv_std[c])
 
@@ -265,11 +270,7 @@ def _act_dx_rows(g2, x2, r0, r1, mean_t, inv_std_t, gamma_t, beta_t, relu, one, 
     C = x2.shape[1]
     for m in range(r0, r1):
         for c in range(C):
-            h = ((x2[m, c] - mean_t[c]) * inv_std_t[c]) * gamma_t[c] + beta_t[c]
-            if relu:
-                gv = g2[m, c] if h > zero else zero
-            else:
-                gv = g2[m, c] if -one <= h <= one else zero
+            gv = _masked_g(g2, x2, m, c, mean_t, inv_std_t, gamma_t, beta_t, relu, one, zero)
             dx[m, c] = a[c] * gv + b[c] * x2[m, c] + c0[c]
 
 
