@@ -59,6 +59,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 import tinybin as tb
 from tinybin import HourGlass, Tensor, no_grad
 from tinybin import experiments as E
+from tinybin import notebook as NB
 from tinybin.notebook import show_md
 from tinybin.models import PAPER_ROWS
 from tinybin.nn import PreActConv
@@ -283,6 +284,44 @@ for text, exp_name, root, a, b, sign, paper_d in CLAIMS:
 show_md("\n".join(lines))
 
 # %% [markdown]
+# ## 3b. Scale check: does the ranking move towards the paper's as the network grows?
+#
+# **Idea.** At F = 64 the HPM block's last two 3×3 layers have 16 channels (8 in the stem's F/2
+# blocks); at the paper's F = 256 they have 64. If the hierarchical block needs channels to pay
+# off, its margins should grow with width. Two checks at 3 seeds, same recipe and budget: width
+# F = 128 (`scale_width`: bottleneck, HPM, HPM at 3/4 width (F = 96), MS without 1×1, and the real
+# bottleneck of notebook 02) and resolution R = 128 with D = 4 (`scale_resolution`: bottleneck,
+# HPM). Seeds are shared with Table 2, so the change of each difference with scale is paired.
+#
+# Run: `python -m tinybin.experiments run scale_width scale_resolution --seeds 3 --jobs 2`.
+
+# %%
+SCALE_EXPS = ("scale_width", "scale_resolution")
+SCALE_LABELS = ["HPM - bottleneck (binary)", "HPM 3/4 width - bottleneck (binary)", "MS no 1x1 - bottleneck (binary)",
+                "HPM - MS no 1x1 (binary)"]
+SCALE_PAPER = dict(zip(SCALE_LABELS, (76.0 - 67.2, 72.7 - 67.2, 75.5 - 67.2, 76.0 - 75.5)))
+if any(any(E.load_results(n, RESULTS).values()) for n in SCALE_EXPS):
+    sc_root, sc_source = RESULTS, "results/scale_width, results/scale_resolution"
+elif QUICK:
+    if t2_root not in (None, RESULTS):   # beside Table 2's smoke runs, so the base scale has numbers too
+        sc_root = t2_root
+    else:
+        sc_root = tempfile.mkdtemp(prefix="tinybin-nb03-")
+        atexit.register(shutil.rmtree, sc_root, True)
+    E.run("scale_width", seeds=2, root=sc_root, rows=["bottleneck", "hpm", "hpm_3q", "multiscale_no1x1"], quick=True,
+          progress=False, jobs=1)
+    E.run("scale_resolution", seeds=2, root=sc_root, rows=["bottleneck", "hpm"], quick=True, progress=False, jobs=1)
+    sc_source = "QUICK smoke runs (a few steps at 32x32: the numbers mean nothing)"
+else:
+    sc_root, sc_source = None, None
+    show_md("**Scale checks: not run yet.** `python -m tinybin.experiments run scale_width scale_resolution "
+            "--seeds 3 --jobs 2`.")
+scale_rank = []
+if sc_root is not None:
+    show_md(f"Source: {sc_source}.")
+    scale_rank = NB.scale_check(sc_root, SCALE_LABELS, SCALE_PAPER, "Block differences at three scales (binary)")
+
+# %% [markdown]
 # ## 4. Fig. 5: learned binary 3×3 filters
 #
 # **Idea.** A binary 3×3 filter slice, the 9 weights joining one input channel to one output
@@ -502,6 +541,10 @@ else:
 for text, *_ in CLAIMS:
     vs = [v for v in verdicts if v["claim"] == text]
     lines.append(f"- {text}: " + "; ".join(f"{v['key']} {E._fmt_diff(v['diff'])} -> **{v['verdict']}**" for v in vs))
+for v in scale_rank:
+    lines.append(f"- Scale check, {v['label']} at {NB.SCALES[v['scale']]}, {v['key']}: {E._fmt_diff(v['base'])} at "
+                 f"F=64, R=64 -> {E._fmt_diff(v['scaled'])}; change {E._fmt_diff(v['shift'])}: **{v['verdict']}** "
+                 f"(paper {SCALE_PAPER[v['label']]:+.1f}).")
 ps_i, ps_t = pattern_stats["init"], pattern_stats["trained"]
 lines.append(f"- Fig. 5 (live, {LIVE_STEPS} steps): {ps_t['distinct']} of the 512 possible 3x3 sign patterns occur among "
              f"{ps_t['n']:,} slices (at initialisation {ps_i['distinct']}); entropy {ps_t['entropy']:.2f} bits against "

@@ -359,3 +359,28 @@ def test_budget_rule_on_hand_made_pilot_curves(tmp_path):
     assert got["steps"] == 4000  # |7.5 - 9.4| <= 2 from 4000 on; 3500 is 2.9 away
     text = X.budget_report(str(tmp_path))
     assert "- budget: 4000 steps" in text and "| 4000 | +7.5 | +20.0 | -1.0 |" in text
+
+
+def test_scale_check_pairs_the_change_of_a_difference_with_scale(tmp_path):
+    """real - binary at F=64 (table1) and at F=128 (scale_width), 3 shared seeds, by hand."""
+    root = str(tmp_path)
+    base = {0: (60.0, 40.0), 1: (62.0, 44.0), 2: (58.0, 41.0)}    # gaps 20, 18, 17
+    wide = {0: (66.0, 52.0), 1: (65.0, 50.0), 2: (70.0, 53.0)}    # gaps 14, 15, 17 (seed 2 only in half)
+    for seed, (real, binary) in base.items():
+        for row, v in (("bottleneck_real", real), ("bottleneck_binary", binary)):
+            X.write_result(X.result_path("table1", row, seed, root), _pose_result("table1", row, seed, v, matched=v))
+    for seed, (real, binary) in wide.items():
+        for row, v in (("bottleneck_real", real), ("bottleneck", binary)):
+            X.write_result(X.result_path("scale_width", row, seed, root),
+                           _pose_result("scale_width", row, seed, v, matched=v + 1))
+    e = next(e for e in X.scale_check(root) if e["scale"] == "scale_width" and e["label"].startswith("real"))
+    assert e["base"]["pckh"]["mean"] == pytest.approx(55 / 3) and e["scaled"]["pckh"]["mean"] == pytest.approx(46 / 3)
+    shift = X.paired_difference({0: 14.0, 1: 15.0, 2: 17.0}, {0: 20.0, 1: 18.0, 2: 17.0})
+    assert e["shift"]["pckh"]["mean"] == pytest.approx(-3.0) and e["shift"]["pckh"]["lo"] == pytest.approx(shift["lo"])
+    assert e["shift"]["pckh_matched"]["mean"] == pytest.approx(-3.0)  # +1 on both rows cancels in the gap
+    # comparisons whose rows have not run report no pairs, and the report shows them as such
+    r = next(e for e in X.scale_check(root) if e["scale"] == "scale_resolution" and e["label"].startswith("real"))
+    assert r["scaled"]["pckh"]["n"] == 0 and r["shift"]["pckh"]["n"] == 0 and r["base"]["pckh"]["n"] == 3
+    rep = X.report("scale_width", root)
+    assert "change = here - base" in rep and f"{shift['mean']:+.1f} [{shift['lo']:+.1f}, {shift['hi']:+.1f}] (3)" in rep
+    assert "real - binary, bottleneck" in X.scale_report(root)

@@ -176,6 +176,8 @@ def test_trainer_rejects_bad_configs(pose_data):
         Trainer(small_net(), train, TrainConfig(loss="hinge"), progress=False)
     with pytest.raises(ValueError, match="optimizer"):
         Trainer(small_net(), train, TrainConfig(optimizer="lbfgs"), progress=False)
+    with pytest.raises(TypeError, match="data must be a dataset"):  # the config where the data goes
+        Trainer(small_net(), TrainConfig(steps=2), progress=False)
 
 
 @pytest.mark.slow
@@ -193,7 +195,7 @@ def test_trainer_without_a_config_uses_the_calibrated_recipe_of_its_network_kind
     from tinybin.experiments import RECIPE, recommended
     for binary in (True, False):
         net = tb.HourGlass(num_landmarks=16, width=16, depth=2, resolution=32, seed=0, binary=binary)
-        cfg = Trainer(net, pose_data, progress=False).cfg
+        cfg = Trainer(net, pose_data[0], progress=False).cfg
         kind = RECIPE["binary" if binary else "real"]
         assert (cfg.lr, cfg.lr_end, cfg.clip_latent) == (kind["lr"], kind["lr_end"], kind["clip_latent"])
         assert cfg == TrainConfig.recommended(binary=binary)

@@ -105,4 +105,65 @@ def verdict_table(name: str, root: str, claims, keys=KEYS) -> list[tuple[str, st
     return out
 
 
-__all__ = ["KEYS", "show_md", "results_root", "plot_paired", "verdict_table"]
+SCALES = {"base": "F=64, R=64 (Tables 1-2)", "scale_width": "F=128", "scale_resolution": "R=128, D=4"}
+
+
+def scale_check(root: str, labels, paper: dict[str, float], title: str, keys=KEYS) -> list[dict]:
+    """Figure and verdicts of the scale checks for the comparisons `labels` (see
+    `experiments.SCALE_COMPARISONS`): per comparison, the paired difference (mean, 95% CI) at the
+    base scale and at each larger scale, with the paper's difference `paper[label]` as a line.
+
+    A difference "moves towards the paper's" when its paired change with scale has a 95% interval
+    that excludes 0 on the side of the paper's value (seen from the base-scale mean); "moves away"
+    when it excludes 0 on the other side; "no change resolved" otherwise. Shows the verdicts as a
+    markdown list and returns them as [dict(label, scale, key, base, scaled, shift, verdict)]."""
+    import matplotlib.pyplot as plt
+    entries = [e for e in E.scale_check(root, keys) if e["label"] in labels]
+    fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 0.9 * len(labels) + 1.8), sharey=True,
+                             squeeze=False)
+    colours = {"base": "0.3", "scale_width": "tab:blue", "scale_resolution": "tab:green"}
+    for ax, key in zip(axes[0], keys):
+        for y, label in enumerate(labels):
+            mine = [e for e in entries if e["label"] == label]
+            rows = ([("base", mine[0]["base"][key])] if mine else []) + [(e["scale"], e["scaled"][key]) for e in mine]
+            for j, (scale, d) in enumerate(rows):
+                if d.get("n"):
+                    ax.errorbar(d["mean"], y + 0.2 * (j - 1), xerr=d["half"] or 0, fmt="o", capsize=3,
+                                color=colours[scale], label=SCALES[scale] if y == 0 else None)
+            if label in paper:
+                ax.plot([paper[label]] * 2, [y - 0.35, y + 0.35], color="tab:red", lw=2,
+                        label="paper (MPII)" if y == 0 else None)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_yticks(range(len(labels)))
+        ax.set_yticklabels(labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"{key}: paired difference (points), mean and 95% CI")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=10)
+    plt.tight_layout()
+    plt.show()
+    out, lines = [], []
+    for e in entries:
+        for key in keys:
+            b, sh = e["base"][key], e["shift"][key]
+            if not sh.get("n"):
+                verdict = "not run"
+            elif e["label"] not in paper or b.get("mean") is None:
+                verdict = "unresolved"
+            else:
+                towards = 1 if paper[e["label"]] > b["mean"] else -1
+                v = E.claim_verdict(sh, towards)
+                verdict = {"agrees": "moves towards the paper's", "disagrees": "moves away from the paper's"}.get(
+                    v, "no change resolved" if v == "unresolved" else v)
+            out.append(dict(label=e["label"], scale=e["scale"], key=key, base=b, scaled=e["scaled"][key],
+                            shift=sh, verdict=verdict))
+            lines.append(f"- {e['label']}, {SCALES[e['scale']]}, {key}: base {E._fmt_diff(b)}, scaled "
+                         f"{E._fmt_diff(e['scaled'][key])}, change {E._fmt_diff(sh)}"
+                         + (f" (paper {paper[e['label']]:+.1f})" if e["label"] in paper else "")
+                         + f" -> **{verdict}**")
+    show_md("\n".join(lines))
+    return out
+
+
+__all__ = ["KEYS", "SCALES", "show_md", "results_root", "plot_paired", "verdict_table", "scale_check"]

@@ -362,6 +362,9 @@ class Trainer:
     def __init__(self, net: Module, data, cfg: TrainConfig | None = None, val=None,
                  out_dir: str | None = None, progress: bool = True,
                  on_eval: Callable[[int, dict], None] | None = None):
+        if isinstance(data, TrainConfig) or not hasattr(data, "__len__"):
+            raise TypeError(f"Trainer(net, data, cfg=None, ...): data must be a dataset (e.g. SyntheticPose), "
+                            f"got {type(data).__name__}")
         self.net, self.data, self.val = net, data, val
         if cfg is None:  # the calibrated recipe for this kind of network
             cfg = TrainConfig.recommended(binary=bool(getattr(net, "config", {}).get("binary", True)))

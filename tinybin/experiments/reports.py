@@ -203,7 +203,7 @@ def report(name: str, root: str = RESULTS, threshold: float | None = None) -> st
     lines += _per_stack_lines(exp, res)
     if exp.timing:
         lines += _timing_lines(exp, res)
-    lines += REPORT_SECTIONS.get(name, lambda *a: [])(exp, summ, keys)
+    lines += REPORT_SECTIONS.get(name, lambda *a: [])(exp, summ, keys, root)
     return "\n".join(lines)
 
 
@@ -451,6 +451,79 @@ def claim_verdict(diff: dict | None, direction: int) -> str:
     return "agrees" if side == direction else "disagrees"
 
 
+# ---- scale checks ------------------------------------------------------------------------------
+
+# The comparisons the scale checks make (issue "fair protocol", item 5): (label, row, reference
+# row) as "experiment/row" at the base scale (F = 64, R = 64, D = 3) and in each scale experiment
+# that has both rows. Rows share seeds across experiments (same seed, same data at the same R), so
+# the change of a difference with scale is itself a paired quantity.
+SCALE_COMPARISONS = (
+    ("real - binary, bottleneck", "table1/bottleneck_real", "table1/bottleneck_binary",
+     {"scale_width": ("bottleneck_real", "bottleneck"), "scale_resolution": ("bottleneck_real", "bottleneck")}),
+    ("HPM - bottleneck (binary)", "table2/hpm", "table2/bottleneck",
+     {"scale_width": ("hpm", "bottleneck"), "scale_resolution": ("hpm", "bottleneck")}),
+    ("HPM 3/4 width - bottleneck (binary)", "table2/hpm_f192", "table2/bottleneck",
+     {"scale_width": ("hpm_3q", "bottleneck")}),
+    ("MS no 1x1 - bottleneck (binary)", "table2/multiscale_no1x1", "table2/bottleneck",
+     {"scale_width": ("multiscale_no1x1", "bottleneck")}),
+    ("HPM - MS no 1x1 (binary)", "table2/hpm", "table2/multiscale_no1x1",
+     {"scale_width": ("hpm", "multiscale_no1x1")}),
+)
+
+
+def seed_scores(spec: str, key: str, root: str = RESULTS) -> dict[int, float | None]:
+    """{seed: score at metric `key`} of the row `spec` = "experiment/row" (copies and aliases
+    resolved as in `load_results`)."""
+    name, row = spec.split("/")
+    return _by_seed(load_results(name, root).get(row, []), key, None)
+
+
+def _seed_diff(a: str, b: str, key: str, root: str) -> dict[int, float]:
+    sa, sb = seed_scores(a, key, root), seed_scores(b, key, root)
+    return {s: sa[s] - sb[s] for s in set(sa) & set(sb) if sa[s] is not None and sb[s] is not None}
+
+
+def scale_check(root: str = RESULTS, keys=("pckh", "pckh_matched")) -> list[dict]:
+    """The scale checks' comparisons: per comparison and scale experiment, the paired difference
+    (row - reference, mean and 95% CI over seeds) at the base scale and at the larger scale, and
+    the paired change of that difference with scale (larger - base, over the seeds both have).
+
+    Returns [dict(label, scale, base={key: diff}, scaled={key: diff}, shift={key: diff})];
+    entries whose scale experiment has no pairs yet have n = 0 in `scaled` and `shift`.
+    `pckh_matched` is matched at each network's own resolution (`metrics.matched_threshold`:
+    about 2.05 head sizes at R = 64, 1.03 at R = 128), so it asks the same precision in heatmap
+    cells at both scales; PCKh@0.5 asks twice MPII's precision in cells at R = 128 and four times
+    at R = 64, which by itself moves `pckh` differences between the scales.
+    """
+    out = []
+    for label, row, ref, scaled in SCALE_COMPARISONS:
+        for exp_name, (srow, sref) in scaled.items():
+            e = dict(label=label, scale=exp_name, base={}, scaled={}, shift={})
+            for k in keys:
+                b = _seed_diff(row, ref, k, root)
+                s = _seed_diff(f"{exp_name}/{srow}", f"{exp_name}/{sref}", k, root)
+                e["base"][k] = paired_difference(b, {x: 0.0 for x in b})
+                e["scaled"][k] = paired_difference(s, {x: 0.0 for x in s})
+                e["shift"][k] = paired_difference(s, b)
+            out.append(e)
+    return out
+
+
+def scale_report(root: str = RESULTS, keys=("pckh", "pckh_matched")) -> str:
+    """Markdown table of `scale_check`: per comparison, the difference at F = 64 / R = 64 and at
+    the larger scale, and their paired change, at each metric."""
+    names = {"scale_width": "F = 128", "scale_resolution": "R = 128, D = 4"}
+    head = ["comparison", "scale"] + [c for k in keys for c in (f"{k}: F=64, R=64", f"{k}: scaled",
+                                                                  f"{k}: change")]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for e in scale_check(root, keys):
+        cells = [e["label"], names.get(e["scale"], e["scale"])]
+        for k in keys:
+            cells += [_fmt_diff(e["base"][k]), _fmt_diff(e["scaled"][k]), _fmt_diff(e["shift"][k])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def gap_closed(summ: list[dict], key: str, ceiling: str) -> dict[str, dict | None]:
     """Per row, the fraction of the real-binary gap it closes at metric `key`:
 
@@ -473,7 +546,7 @@ def gap_closed(summ: list[dict], key: str, ceiling: str) -> dict[str, dict | Non
     return out
 
 
-def _beyond_section(exp: Experiment, summ: list[dict], keys: list[str]) -> list[str]:
+def _beyond_section(exp: Experiment, summ: list[dict], keys: list[str], root: str) -> list[str]:
     """Report section of `beyond`: the fraction of the real-binary gap each row closes."""
     lines = ["", f"Fraction of the real-binary gap closed, (row - {exp.reference}) / (real - {exp.reference}), "
              "paired over seeds; [95% CI of the numerator / mean gap]", "",
@@ -495,7 +568,21 @@ def _beyond_section(exp: Experiment, summ: list[dict], keys: list[str]) -> list[
     return lines
 
 
-# Extra report sections after an experiment's table: name -> fn(exp, summary rows, metric keys).
-REPORT_SECTIONS = {"beyond": _beyond_section}
+def _scale_section(exp: Experiment, summ: list[dict], keys: list[str], root: str) -> list[str]:
+    """Report section of the scale checks: each comparison at the base scale (Tables 1-2) and at
+    this experiment's scale, and the paired change with scale."""
+    entries = [e for e in scale_check(root, keys) if e["scale"] == exp.name]
+    head = ["comparison"] + [c for k in keys for c in (f"{k}: F=64, R=64", f"{k}: here", f"{k}: change")]
+    lines = ["", "The same differences at the base scale (Tables 1-2, same seeds) and here; change = here - base, "
+             "paired over seeds; mean [95% CI] (pairs)", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for e in entries:
+        lines.append("| " + " | ".join([e["label"]] + [_fmt_diff(e[part][k]) for k in keys
+                                                        for part in ("base", "scaled", "shift")]) + " |")
+    return lines
+
+
+# Extra report sections after an experiment's table: name -> fn(exp, summary rows, metric keys, root).
+REPORT_SECTIONS = {"beyond": _beyond_section, "scale_width": _scale_section, "scale_resolution": _scale_section}
 
 
