@@ -247,22 +247,31 @@ def _normalize_relu_rows(x2, r0, r1, mean, inv_std, gamma, beta, zero, y):
 def _masked_g(g2, x2, m, c, mean_t, inv_std_t, gamma_t, beta_t, relu, one, zero):
     """g where the activation passes it: h = BN(x) recomputed in x's dtype exactly as the forward
     computed it; ReLU passes h > 0, the sign's STE passes |h| <= 1."""
+    g = g2[m, c]  # loaded unconditionally: a load under the mask's branch keeps LLVM from turning
+    # the branch into a vector select, and a random mask then costs a mispredicted branch per element
+    # (measured 20-40x slower than this form on (16384, 32) .. (1024, 128), same results bit for bit)
     h = ((x2[m, c] - mean_t[c]) * inv_std_t[c]) * gamma_t[c] + beta_t[c]
-    if relu:
-        return g2[m, c] if h > zero else zero
-    return g2[m, c] if -one <= h <= one else zero
+    ok = (h > zero) if relu else ((h >= -one) & (h <= one))
+    return g if ok else zero
 
 
 @njit(cache=True, nogil=True)
 def _act_grad_stats_rows(g2, x2, r0, r1, mean_t, inv_std_t, gamma_t, beta_t, relu, one, zero,
                          mean, inv_std, out):
-    """As `_grad_stats_rows` on the masked g: mask from h recomputed in x's dtype (*_t arrays)."""
+    """As `_grad_stats_rows` on the masked g: mask from h recomputed in x's dtype (*_t arrays).
+    Sums go to local arrays (which cannot alias the inputs, so the loop over c vectorizes) and are
+    added to `out` at the end; each channel's sum is still taken in row order."""
     C = x2.shape[1]
+    s0 = np.zeros(C)
+    s1 = np.zeros(C)
     for m in range(r0, r1):
         for c in range(C):
             g = np.float64(_masked_g(g2, x2, m, c, mean_t, inv_std_t, gamma_t, beta_t, relu, one, zero))
-            out[0, c] += g
-            out[1, c] += g * ((np.float64(x2[m, c]) - mean[c]) * inv_std[c])
+            s0[c] += g
+            s1[c] += g * ((np.float64(x2[m, c]) - mean[c]) * inv_std[c])
+    for c in range(C):
+        out[0, c] += s0[c]
+        out[1, c] += s1[c]
 
 
 @njit(cache=True, nogil=True)
