@@ -475,3 +475,29 @@ def test_batchnorm_regions_equal_the_pool_path_bit_for_bit(threads, monkeypatch,
     assert any(seen) and not all(seen)  # both paths ran
     for a, b in zip(out[True], out[False]):
         np.testing.assert_array_equal(a, b)
+
+
+def _vector_types(fn, *args) -> set:
+    """The LLVM vector types (e.g. '<8 x float>') in a fresh, uncached compilation of `fn`'s Python
+    source for the types of `args`."""
+    import re
+    f = numba.njit(fn.py_func)
+    f(*args)
+    return set(re.findall(r"<\d+ x (?:float|double)>", "".join(f.inspect_llvm().values())))
+
+
+def test_batchnorm_activation_backward_loops_vectorize():
+    """The fused BN -> activation backward loops must compile to vector code: with the gradient
+    loaded under the mask's branch they ran scalar, 20-40x slower, about a third of a training
+    step. A structural check (LLVM IR), not a timing: it holds on any x86-64 or ARM target."""
+    M, Cn = 64, 32
+    x = np.ones((M, Cn), np.float32)
+    v32, v64 = np.ones(Cn, np.float32), np.ones(Cn)
+    one, zero = np.float32(1), np.float32(0)
+    for relu in (False, True):
+        assert _vector_types(BN._act_dx_rows, x, x, 0, M, v32, v32, v32, v32, relu, one, zero,
+                             v32, v32, v32, np.empty_like(x))
+        assert _vector_types(BN._act_grad_stats_rows, x, x, 0, M, v32, v32, v32, v32, relu, one, zero,
+                             v64, v64, np.zeros((2, Cn)))
+    assert _vector_types(BN._normalize_sign_rows, x, 0, M, v32, v32, v32, v32, one, -one, np.empty_like(x))
+    assert _vector_types(BN._stats_rows, x, 0, M, v64, np.zeros((2, Cn)))
