@@ -20,9 +20,13 @@
 # channels, 2 in the F/2 stem blocks), so both experiments run at **F = 128** (R = 64, D = 3):
 # depth 2…7 (7 ends with 2 channels, like the paper's depth 8 at F = 256 under our reading of
 # Fig. 9) and cardinality 1, 2, 4, 8 (C = 8 at F = 128 has the paper's C = 16 copy widths).
-# **Parameters.** The depth variants keep the size nearly constant; the cardinality variants, built
-# as §7.2 describes (first layer of each copy reads all F inputs, the rest at 1/C), do **not**: the
-# network shrinks as C grows (section 1). Read Fig. 10 as accuracy at fewer parameters.
+# **Parameters.** The depth variants keep the size nearly constant. The cardinality variants built
+# as §7.2 describes (first layer of each copy reads all F inputs, the rest at 1/C) do **not**: the
+# network shrinks as C grows (section 1). Under that construction no choice of widths keeps the
+# size with the hierarchy's shape intact, so Fig. 10 runs twice: the §7.2 widths (fewer
+# parameters), and copies rebalanced to keep C = 1's size (`constant_params=True`: a wider first
+# layer and narrower later ones per copy, within 4% of C = 1's parameters). The first set is what
+# the paper built; the second separates "more copies" from "fewer parameters".
 #
 # **Data.** `python -m tinybin.experiments run fig9 fig10 --seeds 5`.
 #
@@ -66,10 +70,17 @@ plot_paired, verdicts = NB.plot_paired, NB.verdict_table
 SEEDS = 5
 F_RF = 32 if QUICK else 128                     # width of the blocks whose receptive field we measure
 DEPTHS = [r.net["block_opts"]["depth"] for r in E.get("fig9").rows]
-CARDS = [r.net["block_opts"]["cardinality"] for r in E.get("fig10").rows]
+CARD_OPTS = [r.net["block_opts"] for r in E.get("fig10").rows]   # {"cardinality": C[, "constant_params": True]}
 if QUICK:
-    DEPTHS, CARDS = [d for d in DEPTHS if d <= 5], [c for c in CARDS if c <= 4]
-print(f"QUICK={QUICK}: depths {DEPTHS}, cardinalities {CARDS}, F = {F_RF}")
+    DEPTHS, CARD_OPTS = [d for d in DEPTHS if d <= 5], [o for o in CARD_OPTS if o["cardinality"] <= 4]
+
+
+def card_name(opts):
+    return f"cardinality {opts['cardinality']}" + (", constant params" if opts.get("constant_params") else "")
+
+
+VARIANTS = [(f"depth {d}", {"depth": d}) for d in DEPTHS] + [(card_name(o), o) for o in CARD_OPTS]
+print(f"QUICK={QUICK}: {len(VARIANTS)} variants, F = {F_RF}")
 
 # %% [markdown]
 # ## 1. Parameters of every variant
@@ -77,18 +88,19 @@ print(f"QUICK={QUICK}: depths {DEPTHS}, cardinalities {CARDS}, F = {F_RF}")
 # **By hand.** Depth d at F = 256 with 256 inputs: $9 (256 \cdot 128 + 128 \cdot 64 + 64 \cdot 32 +
 # \dots)$; each extra stage adds a layer a quarter the size of the previous one and halves the
 # last, so the total converges. Cardinality C keeps the first layers ($C \cdot 256 \cdot 128/C$) but
-# divides the later ones by C.
+# divides the later ones by C. With `constant_params=True` each copy gets widths
+# $[a, u, u]$ with $C(a + 2u) = F$ and the $u$ whose $9C(F a + a u + u^2)$ is closest to C = 1's
+# $9(F \cdot F/2 + F/2 \cdot F/4 + (F/4)^2)$; the per-copy widths are printed beside the counts.
 
 # %%
-lines = ["| variant | params, paper scale (F=256) | params, our scale (F=128, R=64, D=3) |", "|---|---|---|"]
+lines = ["| variant | params, paper scale (F=256) | params, our scale (F=128, R=64, D=3) | widths per copy, F=128 block |",
+         "|---|---|---|---|"]
 sizes = {}
-for name, key, vals in (("fig9", "depth", DEPTHS), ("fig10", "cardinality", CARDS)):
-    for v in vals:
-        opts = {key: v}
-        n_p = tb.count_parameters(HourGlass.paper(block="hpm", block_opts=opts, seed=None))
-        n_s = tb.count_parameters(HourGlass.downscaled(block="hpm", width=128, block_opts=opts, seed=None))
-        sizes[(key, v)] = (n_p, n_s)
-        lines.append(f"| {key} {v} | {n_p / 1e6:.2f}M | {n_s:,} |")
+for name, opts in VARIANTS:
+    n_p = tb.count_parameters(HourGlass.paper(block="hpm", block_opts=opts, seed=None))
+    n_s = tb.count_parameters(HourGlass.downscaled(block="hpm", width=128, block_opts=opts, seed=None))
+    sizes[name] = (n_p, n_s)
+    lines.append(f"| {name} | {n_p / 1e6:.2f}M | {n_s:,} | {tb.blocks.hpm_widths(128, **opts)} |")
 show_md("\n".join(lines))
 
 # %% [markdown]
@@ -102,25 +114,25 @@ show_md("\n".join(lines))
 
 # %%
 rf = {}
-for key, vals in (("depth", DEPTHS), ("cardinality", CARDS)):
-    for v in vals:
-        blk = tb.blocks.HPM(F_RF, F_RF, binary=True, **{key: v}, rng=0)
-        groups = A.receptive_fields(blk)
-        measured = A.empirical_receptive_fields(blk)
-        assert measured == [g["rf"] for g in groups], (key, v, measured)
-        rf[(key, v)] = groups
+for name, opts in VARIANTS:
+    blk = tb.blocks.HPM(F_RF, F_RF, binary=True, **opts, rng=0)
+    groups = A.receptive_fields(blk)
+    measured = A.empirical_receptive_fields(blk)
+    assert measured == [g["rf"] for g in groups], (name, measured)
+    rf[name] = groups
 print("analytic receptive fields == measured ones for every variant")
 
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
-for ax, key, vals in ((axes[0], "depth", DEPTHS), (axes[1], "cardinality", CARDS)):
-    for i, v in enumerate(vals):
-        for g in rf[(key, v)]:
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+for ax, key in ((axes[0], "depth"), (axes[1], "cardinality")):
+    names = [n for n, _ in VARIANTS if n.startswith(key)]
+    for i, n in enumerate(names):
+        for g in rf[n]:
             c0, c1 = g["channels"]
             ax.barh(i, (c1 - c0) / F_RF, left=c0 / F_RF, color=plt.cm.viridis(g["rf"] / 17), edgecolor="w")
             if (c1 - c0) / F_RF > 0.05:
                 ax.text((c0 + c1) / 2 / F_RF, i, str(g["rf"]), ha="center", va="center", fontsize=7, color="w")
-    ax.set_yticks(range(len(vals)))
-    ax.set_yticklabels([f"{key} {v}" for v in vals])
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names, fontsize=8)
     ax.set_xlabel("share of the block's output channels (number: receptive field in pixels)")
 fig.suptitle("receptive field of each output channel group (hpm block)", fontsize=10)
 plt.tight_layout()
@@ -158,13 +170,18 @@ if root9 is not None:
                              ("depth6", +1, "depth 6 is best, +0.5 over depth 3"),
                              ("depth7", 0, "beyond: saturates, then degrades (no sign given)")])
 if root10 is not None:
-    verdicts("fig10", root10, [(f"card{c}", -1, f"cardinality {c} under-performs C = 1 (about -1)")
-                               for c in (2, 4, 8)])
+    cs = [o["cardinality"] for o in CARD_OPTS if o["cardinality"] > 1 and not o.get("constant_params")]
+    verdicts("fig10", root10, [(f"card{c}", -1, f"cardinality {c}, §7.2 widths, under-performs C = 1 (about -1)")
+                               for c in cs] +
+             [(f"card{c}_const", -1, f"cardinality {c}, constant parameters, under-performs C = 1 (about -1)")
+              for c in cs])
 
 # %% [markdown]
 # ## Exercises
 #
-# 1. Rebalance the cardinality variant so the parameter count stays at C = 1's (e.g. widen the
-#    first layer of each copy): which widths do that, and does the ranking change?
+# 1. `tb.blocks.hpm_widths(64, 3, 4, constant_params=True, in_channels=32)` gives [14, 1, 1]: in
+#    the stem blocks (32 inputs, 64 outputs) keeping the size leaves the later layers one channel
+#    per copy. Why does a block with fewer inputs than outputs push the balance that way? What
+#    does that do to the multi-scale mix of the network's first blocks?
 # 2. The receptive field of the whole network is much larger than that of one block. Use
 #    `empirical`-style gradient support on a small real `HourGlass` to measure it.

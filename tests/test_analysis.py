@@ -8,9 +8,10 @@ from tinybin import analysis as A
 from tinybin.blocks import HPM
 
 
-@pytest.mark.parametrize("depth,card", [(2, 1), (3, 1), (4, 1), (3, 2), (2, 4)])
-def test_receptive_field_analytic_matches_gradient_support(depth, card):
-    blk = HPM(8, 32, binary=True, depth=depth, cardinality=card, rng=0)
+@pytest.mark.parametrize("depth,card,const", [(2, 1, False), (3, 1, False), (4, 1, False), (3, 2, False),
+                                              (2, 4, False), (3, 2, True), (3, 4, True)])
+def test_receptive_field_analytic_matches_gradient_support(depth, card, const):
+    blk = HPM(8, 32, binary=True, depth=depth, cardinality=card, constant_params=const, rng=0)
     groups = A.receptive_fields(blk)
     assert len(groups) == depth * card
     assert [g["rf"] for g in groups] == [2 * j + 3 for _ in range(card) for j in range(depth)]

@@ -333,6 +333,40 @@ def test_make_block_errors():
         make_block("hpm", 8, 8)(Tensor(np.zeros((1, 4, 4, 6), np.float32)))
 
 
+
+def _weights(cin, w, copies):
+    return 9 * copies * (cin * w[0] + sum(a * b for a, b in zip(w, w[1:])))
+
+
+@pytest.mark.parametrize("cin,cout", [(256, 256), (128, 256), (64, 128), (32, 64), (96, 96)])
+def test_hpm_constant_params_widths_are_the_closest_size_to_cardinality_one(cin, cout):
+    """constant_params: per copy a first layer a and later layers u * [2^(d-3), ..., 1, 1] that
+    add up to F/C, with the u whose weight count is closest to C = 1's (checked by brute force)."""
+    for d in (2, 3, 4):
+        target = _weights(cin, hpm_widths(cout, d, 1), 1)
+        for c in (2, 4, 8):
+            if cout % (2 ** (d - 1) * c):
+                continue
+            w = hpm_widths(cout, d, c, constant_params=True, in_channels=cin)
+            assert c * sum(w) == cout and len(w) == d and (d == 2 or w[-1] == w[-2])
+            u = w[-1]
+            assert w[1:] == [u * 2 ** (d - 3 - i) for i in range(d - 2)] + [u]
+            errs = []
+            for v in range(1, cout // c):
+                a = cout // c - v * sum(w[1:]) // u
+                if a >= 1:
+                    errs.append(abs(_weights(cin, [a] + [v * x // u for x in w[1:]], c) - target))
+            assert abs(_weights(cin, w, c) - target) == min(errs)
+            blk = HPM(cin, cout, depth=d, cardinality=c, constant_params=True, rng=0)
+            convs = [p for n, p in blk.paths.named_parameters() if n.endswith("conv.weight")]
+            assert sum(p.data.size for p in convs) == _weights(cin, w, c)
+    # the paper's construction (the default) keeps the first layers and shrinks the rest
+    assert hpm_widths(128, 3, 8) == [8, 4, 4] and hpm_widths(128, 3, 8, constant_params=True) == [10, 3, 3]
+    assert hpm_widths(128, 3, 1, constant_params=True) == hpm_widths(128)
+    with pytest.raises(ValueError, match="constant_params"):
+        hpm_widths(128, 3, 2, constant_params="yes")
+
+
 def test_width_rule_agrees_with_construction():
     for name in BLOCKS:
         for cout in (4, 6, 8, 12, 16, 24):
@@ -354,7 +388,7 @@ def test_width_rule_agrees_with_construction():
 def test_block_options_come_from_the_constructors():
     assert BLOCKS["bottleneck"].options() == ("mid_ratio",)
     assert BLOCKS["wide"].options() == ()
-    assert BLOCKS["hpm"].options() == ("depth", "cardinality")
+    assert BLOCKS["hpm"].options() == ("depth", "cardinality", "constant_params")
     assert {n for n, c in BLOCKS.items() if c.spatial_multiple > 1} == {"multiscale", "multiscale_no1x1"}
     with pytest.raises(ValueError, match="does not take"):
         make_block("wide", 8, 8, mid_ratio=0.5)

@@ -84,7 +84,8 @@ def empirical_receptive_fields(block: HPM, size: int | None = None, seed: int = 
     if not isinstance(block, HPM):
         raise TypeError(f"empirical_receptive_fields: expects an hpm block, got {type(block).__name__}")
     twin = HPM(block.in_channels, block.out_channels, binary=False, depth=block.depth,
-               cardinality=block.cardinality, rng=seed).to(np.float64).eval()
+               cardinality=block.cardinality, constant_params=block.constant_params,
+               rng=seed).to(np.float64).eval()
     for _, p in twin.named_parameters():
         p.data = np.abs(p.data) + 0.1
     S = size or 2 * block_receptive_field(block) + 1

@@ -342,18 +342,52 @@ class WideNo1x1(Block):
         return self.merge(x, self.conv2(self.conv1(x)))
 
 
-def hpm_widths(out_channels: int, depth: int = 3, cardinality: int = 1) -> list[int]:
+def hpm_widths(out_channels: int, depth: int = 3, cardinality: int = 1, constant_params: bool = False,
+               in_channels: int | None = None) -> list[int]:
     """Widths of one copy of the hierarchical branch: F/(2C), F/(4C), ..., the last two equal.
 
     depth=3, C=1 (Fig. 7e): [F/2, F/4, F/4]; depth=6 (Fig. 9): [F/2, F/4, F/8, F/16, F/32, F/32];
     C copies (Fig. 10) each get 1/C of these. The C * sum(widths) outputs add up to F.
+
+    §7.2 builds the C copies so: every copy's first layer reads all the block's inputs, the later
+    layers run at 1/C of the width. That keeps the first layers' weights and divides the later
+    layers' by C, so the block shrinks as C grows (by 0.85x .. 0.77x of the network at C = 2 .. 8).
+    `constant_params=True` instead keeps the block's number of weights at C = 1's (for a block
+    with `in_channels` inputs; default in = out): each copy keeps the hierarchy's shape, a first
+    layer of width a and later layers u * [2^(d-3), ..., 2, 1, 1], with a = F/C - u * 2^(d-2), and
+    u is the integer whose 9 * C * (in * a + sum of consecutive products) comes closest to C = 1's
+    (ties: the larger u, closer to §7.2's shape). The price: more of the outputs come from the
+    first, 3x3-receptive-field layer (e.g. [10, 3, 3] per copy instead of [8, 4, 4] at F = 128,
+    C = 8). The concatenation still gives exactly F channels.
     """
     depth = _int(depth, "hpm: depth", lo=2)
     cardinality = _int(cardinality, "hpm: cardinality")
     unit = _split(out_channels, 2 ** (depth - 1) * cardinality, "hpm",
                   f"depth={depth}, cardinality={cardinality} (smallest layer F/{2 ** (depth - 1) * cardinality})")
     widths = [unit * 2 ** (depth - 1 - i) for i in range(1, depth)]  # F/2C, F/4C, ..., F/2^(d-1)C
-    return widths + [widths[-1]]
+    widths = widths + [widths[-1]]
+    if not isinstance(constant_params, bool):
+        raise ValueError(f"hpm: constant_params must be True or False, got {constant_params!r}")
+    if not constant_params or cardinality == 1:
+        return widths
+    cin = out_channels if in_channels is None else _int(in_channels, "hpm: in_channels")
+
+    def weights(w: list[int], copies: int) -> int:
+        return 9 * copies * (cin * w[0] + sum(a * b for a, b in zip(w, w[1:])))
+
+    target = weights(hpm_widths(out_channels, depth, 1), 1)
+    per = out_channels // cardinality
+    pattern = [2 ** (depth - 3 - i) for i in range(depth - 2)] + [1]   # later layers, in units u
+    best = None
+    for u in range(1, per):
+        a = per - u * sum(pattern)
+        if a < 1:
+            break
+        w = [a] + [u * p for p in pattern]
+        err = abs(weights(w, cardinality) - target)
+        if best is None or err <= best[0]:
+            best = (err, w)
+    return best[1]
 
 
 @register_block
@@ -366,22 +400,28 @@ class HPM(Block):
     Every layer has a path of length one to the output, and the stacked 3x3s see 3x3, 5x5 and 7x7
     windows. `depth=d` (Fig. 9) deepens the hierarchy, halving the width at each stage (the last
     two equal); `cardinality=C` (Fig. 10) runs C copies at 1/C of the widths, each first layer
-    reading the whole input, and concatenates all of their outputs. Fig. 1b is this block at F = 192.
+    reading the whole input, and concatenates all of their outputs; `constant_params=True`
+    rebalances the copies' widths so the block keeps C = 1's size (`hpm_widths`). Fig. 1b is this
+    block at F = 192.
     """
 
     name = "hpm"
 
     @classmethod
-    def widths(cls, out_channels: int, depth: int = 3, cardinality: int = 1) -> list[int]:
-        """`hpm_widths(out_channels, depth, cardinality)`."""
-        return hpm_widths(_int(out_channels, f"{cls.name}: out_channels"), depth, cardinality)
+    def widths(cls, out_channels: int, depth: int = 3, cardinality: int = 1, constant_params: bool = False,
+               in_channels: int | None = None) -> list[int]:
+        """`hpm_widths(out_channels, depth, cardinality, constant_params, in_channels)`."""
+        return hpm_widths(_int(out_channels, f"{cls.name}: out_channels"), depth, cardinality, constant_params,
+                          in_channels)
 
     def __init__(self, in_channels: int, out_channels: int, binary: bool = True,
                  relu_after_conv: bool = False, rng=None, shortcut: bool = True,
-                 depth: int = 3, cardinality: int = 1, scale: str = "xnor", prelu: bool = False):
+                 depth: int = 3, cardinality: int = 1, constant_params: bool = False, scale: str = "xnor",
+                 prelu: bool = False):
         super().__init__(in_channels, out_channels, binary, relu_after_conv, rng, shortcut, scale, prelu)
-        widths = self.widths(self.out_channels, depth, cardinality)
+        widths = self.widths(self.out_channels, depth, cardinality, constant_params, self.in_channels)
         self.depth, self.cardinality, self.widths = int(depth), int(cardinality), widths
+        self.constant_params = bool(constant_params)
         paths = []
         for _ in range(self.cardinality):
             cins = [in_channels] + widths[:-1]

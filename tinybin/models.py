@@ -394,6 +394,10 @@ PAPER_ROWS: list[tuple[str, str, float | None, dict, str]] = [
 ] + [
     ("Fig. 10", f"HPM cardinality {c}", None, dict(block="hpm", block_opts={"cardinality": c}),
      "copies at 1/C of the widths, each reading all F inputs") for c in (2, 4, 8, 16)
+] + [
+    ("Fig. 10", f"HPM cardinality {c}, constant params", None,
+     dict(block="hpm", block_opts={"cardinality": c, "constant_params": True}),
+     "copies rebalanced to C = 1's size (wider first layer)") for c in (2, 4, 8, 16)
 ]
 
 
