@@ -437,17 +437,8 @@ else:
 # Run: `python -m tinybin.experiments run scale_width scale_resolution --seeds 3 --jobs 2`.
 
 # %%
-SCALE_EXPS = ("scale_width", "scale_resolution")
-if any(any(E.load_results(n, RESULTS).values()) for n in SCALE_EXPS):
-    sc_root, sc_source = RESULTS, "results/scale_width, results/scale_resolution"
-elif QUICK:
-    for n in SCALE_EXPS:
-        E.run(n, seeds=2, root=smoke_root(), rows=["bottleneck", "bottleneck_real"], quick=True, progress=False, jobs=1)
-    sc_root, sc_source = smoke_root(), "QUICK smoke runs (a few steps at 32x32: the numbers mean nothing)"
-else:
-    sc_root, sc_source = None, None
-    show_md("**Scale checks: not run yet.** `python -m tinybin.experiments run scale_width scale_resolution "
-            "--seeds 3 --jobs 2`.")
+sc_root, sc_source = NB.scale_root(RESULTS, QUICK, {n: ["bottleneck", "bottleneck_real"] for n in NB.SCALE_EXPERIMENTS},
+                                   smoke=smoke_root() if QUICK else None)
 scale_gap = []
 if sc_root is not None:
     show_md(f"Source: {sc_source}.")
@@ -530,10 +521,7 @@ for text, key, direction in claims:
     lines.append(f"- {text}: " + "; ".join(f"{k} {E._fmt_diff(d.get(k))} -> "
                                           f"**{E.claim_verdict(d.get(k), direction)}**" for k in KEYS)
                  + (f" (source: {t1_source})" if t1_source else " (not run yet under this protocol)"))
-for v in scale_gap:
-    lines.append(f"- Scale check, {v['label']} at {NB.SCALES[v['scale']]}, {v['key']}: {E._fmt_diff(v['base'])} at "
-                 f"F=64, R=64 -> {E._fmt_diff(v['scaled'])}; change {E._fmt_diff(v['shift'])}: **{v['verdict']}** "
-                 "(paper: +9.3).")
+lines += [v["line"] for v in scale_gap]
 lines.append(f"- Gradients (§4.5), at initialisation: the real network's weight gradients are larger by a median "
              f"{grad_ratio['median']:.1f}x (max {grad_ratio['max']:.1f}x) over the binary layers; the paper says "
              "'up to 10 times'.")

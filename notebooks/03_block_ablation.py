@@ -296,26 +296,12 @@ show_md("\n".join(lines))
 # Run: `python -m tinybin.experiments run scale_width scale_resolution --seeds 3 --jobs 2`.
 
 # %%
-SCALE_EXPS = ("scale_width", "scale_resolution")
 SCALE_LABELS = ["HPM - bottleneck (binary)", "HPM 3/4 width - bottleneck (binary)", "MS no 1x1 - bottleneck (binary)",
                 "HPM - MS no 1x1 (binary)"]
 SCALE_PAPER = dict(zip(SCALE_LABELS, (76.0 - 67.2, 72.7 - 67.2, 75.5 - 67.2, 76.0 - 75.5)))
-if any(any(E.load_results(n, RESULTS).values()) for n in SCALE_EXPS):
-    sc_root, sc_source = RESULTS, "results/scale_width, results/scale_resolution"
-elif QUICK:
-    if t2_root not in (None, RESULTS):   # beside Table 2's smoke runs, so the base scale has numbers too
-        sc_root = t2_root
-    else:
-        sc_root = tempfile.mkdtemp(prefix="tinybin-nb03-")
-        atexit.register(shutil.rmtree, sc_root, True)
-    E.run("scale_width", seeds=2, root=sc_root, rows=["bottleneck", "hpm", "hpm_3q", "multiscale_no1x1"], quick=True,
-          progress=False, jobs=1)
-    E.run("scale_resolution", seeds=2, root=sc_root, rows=["bottleneck", "hpm"], quick=True, progress=False, jobs=1)
-    sc_source = "QUICK smoke runs (a few steps at 32x32: the numbers mean nothing)"
-else:
-    sc_root, sc_source = None, None
-    show_md("**Scale checks: not run yet.** `python -m tinybin.experiments run scale_width scale_resolution "
-            "--seeds 3 --jobs 2`.")
+sc_root, sc_source = NB.scale_root(RESULTS, QUICK, {"scale_width": ["bottleneck", "hpm", "hpm_3q", "multiscale_no1x1"],
+                                                    "scale_resolution": ["bottleneck", "hpm"]},
+                                   smoke=t2_root if t2_root not in (None, RESULTS) else None)
 scale_rank = []
 if sc_root is not None:
     show_md(f"Source: {sc_source}.")
@@ -541,10 +527,7 @@ else:
 for text, *_ in CLAIMS:
     vs = [v for v in verdicts if v["claim"] == text]
     lines.append(f"- {text}: " + "; ".join(f"{v['key']} {E._fmt_diff(v['diff'])} -> **{v['verdict']}**" for v in vs))
-for v in scale_rank:
-    lines.append(f"- Scale check, {v['label']} at {NB.SCALES[v['scale']]}, {v['key']}: {E._fmt_diff(v['base'])} at "
-                 f"F=64, R=64 -> {E._fmt_diff(v['scaled'])}; change {E._fmt_diff(v['shift'])}: **{v['verdict']}** "
-                 f"(paper {SCALE_PAPER[v['label']]:+.1f}).")
+lines += [v["line"] for v in scale_rank]
 ps_i, ps_t = pattern_stats["init"], pattern_stats["trained"]
 lines.append(f"- Fig. 5 (live, {LIVE_STEPS} steps): {ps_t['distinct']} of the 512 possible 3x3 sign patterns occur among "
              f"{ps_t['n']:,} slices (at initialisation {ps_i['distinct']}); entropy {ps_t['entropy']:.2f} bits against "

@@ -108,6 +108,28 @@ def verdict_table(name: str, root: str, claims, keys=KEYS) -> list[tuple[str, st
 SCALES = {"base": "F=64, R=64 (Tables 1-2)", "scale_width": "F=128", "scale_resolution": "R=128, D=4"}
 
 
+SCALE_EXPERIMENTS = ("scale_width", "scale_resolution")
+
+
+def scale_root(results: str, quick: bool, rows: dict[str, list[str]], smoke: str | None = None):
+    """(folder, description) of the scale checks' results: `results` when either scale experiment
+    has any there; in QUICK mode without them, 2-seed smoke runs of `rows` ({experiment: rows}) in
+    `smoke` (a new temporary folder, removed at exit, when None); otherwise (None, None), after
+    saying how to run them."""
+    if any(any(E.load_results(n, results).values()) for n in SCALE_EXPERIMENTS):
+        return results, "results/scale_width, results/scale_resolution"
+    if quick:
+        if smoke is None:
+            smoke = tempfile.mkdtemp(prefix="tinybin-nb-")
+            atexit.register(shutil.rmtree, smoke, True)
+        for name, names in rows.items():
+            E.run(name, seeds=2, root=smoke, rows=names, quick=True, progress=False, jobs=1)
+        return smoke, "QUICK smoke runs (a few steps at 32x32: the numbers mean nothing)"
+    show_md("**Scale checks: not run yet.** `python -m tinybin.experiments run scale_width scale_resolution "
+            "--seeds 3 --jobs 2`.")
+    return None, None
+
+
 def scale_check(root: str, labels, paper: dict[str, float], title: str, keys=KEYS) -> list[dict]:
     """Figure and verdicts of the scale checks for the comparisons `labels` (see
     `experiments.SCALE_COMPARISONS`): per comparison, the paired difference (mean, 95% CI) at the
@@ -116,7 +138,7 @@ def scale_check(root: str, labels, paper: dict[str, float], title: str, keys=KEY
     A difference "moves towards the paper's" when its paired change with scale has a 95% interval
     that excludes 0 on the side of the paper's value (seen from the base-scale mean); "moves away"
     when it excludes 0 on the other side; "no change resolved" otherwise. Shows the verdicts as a
-    markdown list and returns them as [dict(label, scale, key, base, scaled, shift, verdict)]."""
+    markdown list and returns them as [dict(label, scale, key, base, scaled, shift, verdict, line)]."""
     import matplotlib.pyplot as plt
     entries = [e for e in E.scale_check(root, keys) if e["label"] in labels]
     fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 0.9 * len(labels) + 1.8), sharey=True,
@@ -156,14 +178,14 @@ def scale_check(root: str, labels, paper: dict[str, float], title: str, keys=KEY
                 v = E.claim_verdict(sh, towards)
                 verdict = {"agrees": "moves towards the paper's", "disagrees": "moves away from the paper's"}.get(
                     v, "no change resolved" if v == "unresolved" else v)
+            line = (f"- Scale check, {e['label']} at {SCALES[e['scale']]}, {key}: {E._fmt_diff(b)} at F=64, R=64 -> "
+                    f"{E._fmt_diff(e['scaled'][key])}; change {E._fmt_diff(sh)}"
+                    + (f" (paper {paper[e['label']]:+.1f})" if e["label"] in paper else "") + f": **{verdict}**")
             out.append(dict(label=e["label"], scale=e["scale"], key=key, base=b, scaled=e["scaled"][key],
-                            shift=sh, verdict=verdict))
-            lines.append(f"- {e['label']}, {SCALES[e['scale']]}, {key}: base {E._fmt_diff(b)}, scaled "
-                         f"{E._fmt_diff(e['scaled'][key])}, change {E._fmt_diff(sh)}"
-                         + (f" (paper {paper[e['label']]:+.1f})" if e["label"] in paper else "")
-                         + f" -> **{verdict}**")
+                            shift=sh, verdict=verdict, line=line))
+            lines.append(line)
     show_md("\n".join(lines))
     return out
 
 
-__all__ = ["KEYS", "SCALES", "show_md", "results_root", "plot_paired", "verdict_table", "scale_check"]
+__all__ = ["KEYS", "SCALES", "show_md", "results_root", "plot_paired", "verdict_table", "scale_root", "scale_check"]
