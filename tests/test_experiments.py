@@ -383,4 +383,3 @@ def test_scale_check_pairs_the_change_of_a_difference_with_scale(tmp_path):
     assert r["scaled"]["pckh"]["n"] == 0 and r["shift"]["pckh"]["n"] == 0 and r["base"]["pckh"]["n"] == 3
     rep = X.report("scale_width", root)
     assert "change = here - base" in rep and f"{shift['mean']:+.1f} [{shift['lo']:+.1f}, {shift['hi']:+.1f}] (3)" in rep
-    assert "real - binary, bottleneck" in X.scale_report(root)

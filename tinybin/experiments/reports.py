@@ -509,21 +509,6 @@ def scale_check(root: str = RESULTS, keys=("pckh", "pckh_matched")) -> list[dict
     return out
 
 
-def scale_report(root: str = RESULTS, keys=("pckh", "pckh_matched")) -> str:
-    """Markdown table of `scale_check`: per comparison, the difference at F = 64 / R = 64 and at
-    the larger scale, and their paired change, at each metric."""
-    names = {"scale_width": "F = 128", "scale_resolution": "R = 128, D = 4"}
-    head = ["comparison", "scale"] + [c for k in keys for c in (f"{k}: F=64, R=64", f"{k}: scaled",
-                                                                  f"{k}: change")]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for e in scale_check(root, keys):
-        cells = [e["label"], names.get(e["scale"], e["scale"])]
-        for k in keys:
-            cells += [_fmt_diff(e["base"][k]), _fmt_diff(e["scaled"][k]), _fmt_diff(e["shift"][k])]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def gap_closed(summ: list[dict], key: str, ceiling: str) -> dict[str, dict | None]:
     """Per row, the fraction of the real-binary gap it closes at metric `key`:
 
