@@ -528,6 +528,25 @@ lines.append(f"- Gradients (§4.5), at initialisation: the real network's weight
 show_md("\n".join(lines))
 
 # %% [markdown]
+# ### Reading the verdicts: what reproduces, and why the size of the gap does not
+#
+# * **The direction reproduces.** Binarization costs accuracy for both blocks, at both metrics,
+#   with intervals far from zero, as in Tables 1-3; the hierarchical block's gap is smaller than
+#   the bottleneck's at both metrics, as in the paper (9.5 vs 9.3 points there: about equal).
+# * **The size does not, and depends on the tolerance.** At PCKh@0.5 the gap is about three times
+#   the paper's; at the matched tolerance (the same precision in heatmap cells as PCKh@0.5 on MPII)
+#   it is below the paper's. Section 1 shows why the two differ so much: at R = 64 PCKh@0.5 asks
+#   for less than one heatmap cell, and binary networks make blurrier maps (paper Fig. 13; notebook
+#   07 measures it), so a sub-cell criterion counts mostly the binary network's extra blur.
+# * **Why the matched gap can be smaller than the paper's.** The synthetic task is easier than
+#   MPII: the real network scores in the nineties at the matched tolerance (MPII: 76.5), so both
+#   networks sit near the ceiling and differences compress. The matched metric removes the
+#   resolution artefact, not the difference in difficulty; the scale checks (section 5b) show
+#   whether the gap moves towards the paper's as the network grows.
+# * **Gradients.** Binary layers receive smaller weight gradients at initialisation, by a median
+#   factor of a few and up to about twenty, in line with the paper's "up to 10 times".
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Recompute Table 1 at other thresholds from the stored distances:
