@@ -200,6 +200,26 @@ def test_paired_difference_hand_values():
     assert X.paired_difference({0: 1.0}, {1: 0.5})["n"] == 0
 
 
+def test_loss_drift_hand_values():
+    cfg = {"train_config": {"steps": 100}}
+    ref = [dict(cfg, seed=s, loss_curve=[5.0] * 10) for s in (0, 1, 2)]
+    # row - ref per seed: seed 0 ends at -1 after -0.5, seed 1 at -2 after -1, seed 2 level at -1
+    row = [dict(cfg, seed=0, loss_curve=[5.0] * 6 + [4.5, 4.5, 4.0, 4.0]),
+           dict(cfg, seed=1, loss_curve=[5.0] * 6 + [4.0, 4.0, 3.0, 3.0]),
+           dict(cfg, seed=2, loss_curve=[4.0] * 10),
+           dict(cfg, seed=3, loss_curve=[0.0] * 10)]  # no reference run for seed 3: unpaired
+    d = X.loss_drift({"ref": ref, "row": row}, "ref", window=0.2)["row"]
+    assert d["last"]["seeds"] == [0, 1, 2] and d["last"]["mean"] == pytest.approx(-4 / 3)
+    assert d["before"]["mean"] == pytest.approx(-2.5 / 3)
+    # drift per seed: -0.5, -1, 0 -> mean -0.5, sd 0.5, t(0.975, 2) = 4.302653
+    assert d["drift"]["mean"] == pytest.approx(-0.5)
+    assert d["drift"]["half"] == pytest.approx(4.302653 * 0.5 / np.sqrt(3), rel=1e-5)
+    assert d["mean"][-1] == pytest.approx(-4 / 3) and d["steps"][-1] == 100
+    assert "ref" not in X.loss_drift({"ref": ref, "row": row}, "ref")
+    with pytest.raises(ValueError, match="window"):
+        X.loss_drift({"ref": ref}, "ref", window=0.8)
+
+
 def _pose_result(exp, row, seed, pckh, distances=None, matched=None):
     m = {"pckh": pckh, "pckh_parts": {p: pckh for p in ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee",
                                                         "Ankle")}}

@@ -13,6 +13,8 @@ import atexit
 import shutil
 import tempfile
 
+import numpy as np
+
 from . import experiments as E
 
 KEYS = ("pckh", "pckh_matched")
@@ -189,3 +191,39 @@ def scale_check(root: str, labels, paper: dict[str, float], title: str, keys=KEY
 
 
 __all__ = ["KEYS", "SCALES", "show_md", "results_root", "plot_paired", "verdict_table", "scale_root", "scale_check"]
+
+
+def plot_loss_drift(results: dict[str, list[dict]], ref: str, labels: dict[str, str], title: str,
+                    window: float = 0.1) -> dict[str, dict]:
+    """Figure: was the training budget long enough for these comparisons? Left: the paired
+    training-loss difference row - `ref` over training (mean over seeds); right: how much that
+    difference still moved between the last two `window`s of training (mean and 95% CI over
+    seeds, `experiments.loss_drift`). Returns the `loss_drift` dict."""
+    import matplotlib.pyplot as plt
+    drift = E.loss_drift(results, ref, window)
+    if not drift:
+        show_md("No paired loss curves yet.")
+        return drift
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 3.6))
+    names = list(drift)
+    for n in names:
+        d = drift[n]
+        k = max(1, len(d["mean"]) // 20)  # a running mean over 5% of training: the curve is per-step noise
+        sm = np.convolve(d["mean"], np.ones(k) / k, mode="valid")
+        ax0.plot(d["steps"][k - 1:], sm, label=f"{labels.get(n, n)} ({d['drift']['n']} seeds)")
+    ax0.axhline(0, color="k", lw=0.8)
+    ax0.set_xlabel("step")
+    ax0.set_ylabel(f"training loss: row - {labels.get(ref, ref)}")
+    ax0.legend(fontsize=7)
+    ax0.grid(alpha=0.3)
+    for y, n in enumerate(names):
+        dd = drift[n]["drift"]
+        ax1.errorbar(dd["mean"], y, xerr=dd["half"] or 0.0, fmt="o", capsize=3, color="tab:blue")
+    ax1.axvline(0, color="k", lw=0.8)
+    ax1.set_yticks(range(len(names)), [labels.get(n, n) for n in names], fontsize=8)
+    ax1.set_xlabel(f"change of the difference: last {window:.0%} - previous {window:.0%} of steps")
+    ax1.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    plt.tight_layout()
+    plt.show()
+    return drift

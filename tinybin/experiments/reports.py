@@ -135,12 +135,12 @@ def _fmt_ms(s: dict) -> str:
     return "–" if not s["n"] else f"{s['mean']:.1f} ± {s['std']:.1f} ({s['n']})"
 
 
-def _fmt_diff(d: dict | None) -> str:
+def _fmt_diff(d: dict | None, digits: int = 1) -> str:
     if not d or not d["n"]:
         return "–"
     if d["half"] is None:
-        return f"{d['mean']:+.1f} (1)"
-    return f"{d['mean']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}] ({d['n']})"
+        return f"{d['mean']:+.{digits}f} (1)"
+    return f"{d['mean']:+.{digits}f} [{d['lo']:+.{digits}f}, {d['hi']:+.{digits}f}] ({d['n']})"
 
 
 def report(name: str, root: str = RESULTS, threshold: float | None = None) -> str:
@@ -449,6 +449,49 @@ def claim_verdict(diff: dict | None, direction: int) -> str:
     if side == 0 or direction == 0:
         return "unresolved"
     return "agrees" if side == direction else "disagrees"
+
+
+# ---- is the ranking still moving? ----------------------------------------------------------------
+
+def loss_drift(results: dict[str, list[dict]], ref: str, window: float = 0.1) -> dict[str, dict]:
+    """Whether a budget was long enough for a comparison, from the training losses alone.
+
+    For each row other than `ref` and each seed both ran, d_s(t) = loss_row,s(t) - loss_ref,s(t)
+    on the runs' `loss_curve` (the per-step training loss sampled 100 times; rows with the same
+    seed see the same batches, so the difference is paired batch by batch). Negative d: the row
+    fits its training data better than the reference.
+
+    Returns {row: dict(steps, mean, last, before, drift)}: `mean` is d(t) averaged over seeds at
+    each sampled step (`steps`); `last` and `before` are the per-seed means of d over the final
+    `window` of training and the `window` before it, each as `paired_difference` against zero;
+    `drift` = last - before, paired over seeds. A drift whose CI excludes zero says the difference
+    was still changing when training stopped.
+    """
+    if not 0 < window <= 0.5:
+        raise ValueError(f"loss_drift: window must be in (0, 0.5], got {window!r}")
+    base = {r["seed"]: np.asarray(r["loss_curve"], np.float64) for r in results.get(ref, [])}
+    out = {}
+    for row, runs in results.items():
+        if row == ref:
+            continue
+        curves = {}
+        for r in runs:
+            b = base.get(r["seed"])
+            c = np.asarray(r["loss_curve"], np.float64)
+            if b is not None and len(b) == len(c) and len(c) >= 4:
+                curves[r["seed"]] = c - b
+        if not curves:
+            continue
+        n = len(next(iter(curves.values())))
+        k = max(1, int(round(window * n)))
+        last = {s: float(d[-k:].mean()) for s, d in curves.items()}
+        before = {s: float(d[-2 * k:-k].mean()) for s, d in curves.items()}
+        zero = {s: 0.0 for s in curves}
+        steps = int(runs[0]["train_config"]["steps"])
+        out[row] = dict(steps=np.linspace(0, steps, n), mean=np.mean(list(curves.values()), axis=0),
+                        last=paired_difference(last, zero), before=paired_difference(before, zero),
+                        drift=paired_difference(last, before))
+    return out
 
 
 # ---- scale checks ------------------------------------------------------------------------------
