@@ -194,11 +194,12 @@ __all__ = ["KEYS", "SCALES", "show_md", "results_root", "plot_paired", "verdict_
 
 
 def plot_loss_drift(results: dict[str, list[dict]], ref: str, labels: dict[str, str], title: str,
-                    window: float = 0.1) -> dict[str, dict]:
-    """Figure: was the training budget long enough for these comparisons? Left: the paired
-    training-loss difference row - `ref` over training (mean over seeds); right: how much that
-    difference still moved between the last two `window`s of training (mean and 95% CI over
-    seeds, `experiments.loss_drift`). Returns the `loss_drift` dict."""
+                    window: float = 0.1, digits: int = 3) -> dict[str, dict]:
+    """Figure and table: was the training budget long enough for these comparisons? Left: the
+    paired training-loss difference row - `ref` over training (mean over seeds); right: how much
+    that difference still moved between the last two `window`s of training (mean and 95% CI over
+    seeds, `experiments.loss_drift`); then the same as a markdown table with `digits` decimals.
+    Returns the `loss_drift` dict."""
     import matplotlib.pyplot as plt
     drift = E.loss_drift(results, ref, window)
     if not drift:
@@ -226,4 +227,8 @@ def plot_loss_drift(results: dict[str, list[dict]], ref: str, labels: dict[str, 
     fig.suptitle(title, fontsize=10)
     plt.tight_layout()
     plt.show()
+    w = f"{window:.0%}"
+    show_md("\n".join([f"| row | loss Δ, last {w} | change over the last {w} [95% CI] (seeds) |", "|---|---|---|"]
+                       + [f"| {labels.get(n, n)} | {d['last']['mean']:+.{digits}f} | {E._fmt_diff(d['drift'], digits)} |"
+                          for n, d in drift.items()]))
     return drift
