@@ -1,4 +1,4 @@
-"""Deployment cost of the issue-16 options on the binary hpm hourglass: parameters, packed file
+"""Deployment cost of the beyond-the-paper options on the binary hpm hourglass: parameters, packed file
 bytes (as `tinybin.packed.pack(net).save` writes them) and the float multiplies per image the
 learned spatial / rank-1 scales and PReLU add after the XNOR convolutions.
 

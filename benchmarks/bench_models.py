@@ -4,9 +4,8 @@
     eval mode under no_grad: median wall time, peak NumPy memory during the forward (tracemalloc)
     and the process's peak resident memory (ru_maxrss), each variant in its own subprocess.
 (b) One training step (forward, sigmoid BCE, backward, RMSprop update) on a batch of 16 for the
-    binary hpm hourglass at the downscaled preset and the sizes DESIGN.md §4 quotes for a
-    mainstream framework on this 2-core machine (R=64 F=64 D=3: 0.18 s; R=64 F=32: 0.13 s;
-    R=128 F=64 D=4: 0.47 s).
+    binary hpm hourglass at the downscaled preset and two other sizes (R=64 F=32 D=3; R=128 F=64
+    D=4). The comparison with PyTorch at the same step is `bench_train.py`'s.
 
 Threads (tinybin/threads.py): both pools run TINYBIN_THREADS threads, default 1; on a busy 2-core
 machine two pools of two threads spin against each other and a step gets up to 10-20x slower.
@@ -46,10 +45,10 @@ FORWARD_VARIANTS = [
 ]
 QUICK_FORWARD = {"bottleneck (7a), binary", "hpm (7e), binary", "hpm (7e), real", "improved HG (Fig. 11), binary hpm"}
 
-STEP_SIZES = [  # (label, R, F, D, reference seconds from DESIGN.md §4)
-    ("downscaled preset R=64 F=64 D=3", 64, 64, 3, 0.18),
-    ("R=64 F=32 D=3", 64, 32, 3, 0.13),
-    ("R=128 F=64 D=4", 128, 64, 4, 0.47),
+STEP_SIZES = [  # (label, R, F, D)
+    ("downscaled preset R=64 F=64 D=3", 64, 64, 3),
+    ("R=64 F=32 D=3", 64, 32, 3),
+    ("R=128 F=64 D=4", 128, 64, 4),
 ]
 
 SINGLE = {"TINYBIN_THREADS": "1"}
@@ -142,17 +141,17 @@ def bench_forward(quick: bool) -> str:
 
 def bench_steps(quick: bool) -> str:
     steps = "3" if quick else "6"
-    lines = ["| binary hpm, batch 16, forward + BCE + backward + RMSprop | params | reference (s) "
-             "| tinybin 1 thread (s) | ratio | tinybin all cores (s) |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for label, R, Fw, D, ref in STEP_SIZES:
+    lines = ["| binary hpm, batch 16, forward + BCE + backward + RMSprop | params "
+             "| tinybin 1 thread (s) | tinybin all cores (s) |",
+             "|---|---:|---:|---:|"]
+    for label, R, Fw, D in STEP_SIZES:
         one = _run(["step", str(R), str(Fw), str(D), steps], SINGLE)
         dflt = _run(["step", str(R), str(Fw), str(D), steps], ALL_CORES)
         if "error" in one:
-            lines.append(f"| {label} | error: {one['error']} | | | | |")
+            lines.append(f"| {label} | error: {one['error']} | | |")
             continue
-        lines.append(f"| {label} | {one['params']:,} | {ref:.2f} | {one['seconds']:.3f} | "
-                     f"{one['seconds'] / ref:.2f}x | {dflt.get('seconds', float('nan')):.3f} |")
+        lines.append(f"| {label} | {one['params']:,} | {one['seconds']:.3f} | "
+                     f"{dflt.get('seconds', float('nan')):.3f} |")
         print(lines[-1], file=sys.stderr, flush=True)
     return "\n".join(lines)
 
@@ -173,7 +172,7 @@ def main() -> None:
         return
     print(f"# tinybin network benchmarks ({os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')})\n")
     if a.only in (None, "step"):
-        print("## Training step, batch 16 (DESIGN.md §4 references)\n")
+        print("## Training step, batch 16\n")
         print(bench_steps(a.quick) + "\n", flush=True)
     if a.only in (None, "forward"):
         print("## Paper-scale forward, one image\n")

@@ -6,7 +6,7 @@
 The step: batch 16, forward, pixel-wise sigmoid loss (paper eq. 2: sum over pixels, mean over
 maps), backward, RMSprop (alpha 0.99, eps 1e-8); data generation excluded. The network is
 `HourGlass.downscaled(block="hpm", binary=True)`: R=64, F=64, D=3, 16 landmarks (change R and D
-with --resolution/--depth; R=128, D=4 is the second configuration the throughput issue tracks).
+with --resolution/--depth; R=128, D=4 is the second configuration we track).
 
 Every implementation runs in its own worker process (this file with --worker), started once per
 thread count and kept alive; rounds are interleaved (one round = `--steps` timed steps of each
@@ -33,9 +33,9 @@ import subprocess
 import sys
 import time
 
-# The figures of the throughput issue (same machine, downscaled net, per-round medians), printed
-# for context: tinybin before this work against PyTorch 2.x CPU.
-ISSUE_TABLE = """reference (issue, before): R=64 F=64 D=3 batch 16 | 1 thread: tinybin 0.161 s, PyTorch 0.111 s, 0.71x | 2 threads: 0.55x"""
+# The figures before the training-speed work (same machine, downscaled net, per-round medians),
+# printed for context: tinybin then against PyTorch 2.x CPU.
+BEFORE_TABLE = """reference (before the training-speed work): R=64 F=64 D=3 batch 16 | 1 thread: tinybin 0.161 s, PyTorch 0.111 s, 0.71x | 2 threads: 0.55x"""
 
 BATCH, LANDMARKS, WIDTH = 16, 16, 64
 
@@ -213,7 +213,7 @@ def main(argv=None) -> None:
     if a.worker == "torch":
         return _torch_worker(a.threads[0], a.resolution, a.depth)
 
-    print(ISSUE_TABLE)
+    print(BEFORE_TABLE)
     print(f"this run: R={a.resolution} F={WIDTH} D={a.depth} batch {BATCH}, {a.rounds} rounds x "
           f"{a.steps} steps, load average {os.getloadavg()[0]:.2f}")
     for nt in a.threads:

@@ -6,8 +6,8 @@
 # a depth equal to 6, and then saturates and eventually degrades". Splitting it into C parallel
 # copies (Fig. 10, ResNeXt-like) "under-performs by 1 percent" compared with C = 1.
 #
-# **Protocol** (DESIGN.md §7, fixed before any test number exists). Every row trains with the
-# validation-chosen recipe and budget of the fair-protocol issue (`tinybin.experiments.RECIPE` or
+# **Protocol** (README, "The experimental protocol"; fixed before any test number exists). Every row trains with the
+# validation-chosen recipe and budget of that protocol (`tinybin.experiments.RECIPE` or
 # the recipe file given to the runner) on `HourGlass.downscaled`; rows share seeds (same data,
 # same order), so each row is compared with the table's reference row by the **paired difference
 # over seeds**, mean and 95% t-interval, at `pckh` (PCKh@0.5 at our scale) and at `pckh_matched`

@@ -27,7 +27,7 @@
 # %% [markdown]
 # ## Protocol (written before any test number of this experiment exists)
 #
-# DESIGN.md §7, as notebooks 02–07:
+# the protocol of the README ("The experimental protocol"), as notebooks 02–07:
 #
 # - **Network and data.** The binary HPM hourglass, `HourGlass.downscaled` (R = 64, F = 64, D = 3),
 #   on the synthetic pose set; the real-valued HPM of the same size is the ceiling.
@@ -516,7 +516,7 @@ if summ is not None:
 # %% [markdown]
 # ## 9. Faces: all additions together, NME by yaw
 #
-# The issue asks for one run on faces for the best combination. Which addition is best is a
+# One run on faces, for the best combination. Which addition is best is a
 # test-split result of section 8, so the face row was fixed before any result: **all additions
 # together** (`beyond`'s "all" row with `num_landmarks=68`, on the yaw-uniform synthetic faces of
 # notebook 08), in the `beyond_face` experiment beside the `face` experiment's binary and real HPM

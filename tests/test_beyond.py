@@ -1,4 +1,4 @@
-"""Beyond the paper (issue 16): XNOR-Net++ learned scales, PReLU, progressive quantization,
+"""Beyond the paper: XNOR-Net++ learned scales, PReLU, progressive quantization,
 reverse-order initialisation and heatmap distillation -- gradients against finite differences,
 packed == float bit for bit for every option, schedules and losses against hand-computed cases."""
 import os

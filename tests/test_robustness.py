@@ -1,4 +1,4 @@
-"""Hardening (issue 11): every numbered fault of the outside test campaign, reproduced and fixed.
+"""Hardening: every numbered fault of an outside test campaign, reproduced and fixed.
 
 Grouped by item: 1 divergence, 2 memory, 3 packed index, 4 resume settings, 5 output folder,
 6 image modes, 7 float64 / array-like images, 8 one-line errors, 9 values that must be refused,

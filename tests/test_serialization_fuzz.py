@@ -1,4 +1,4 @@
-"""Fuzzing the loaders (issue 11 acceptance): hostile edits of valid checkpoint and packed files.
+"""Fuzzing the loaders: hostile edits of valid checkpoint and packed files.
 
 Hypothesis mutates a valid file -- raw bytes (flips, truncation, insertion), whole entries (dropped,
 added, retyped, reshaped, poisoned with NaN/Inf/1e300/negative variances, huge declared headers),

@@ -1,4 +1,4 @@
-"""Beyond the paper (issue 16): what each later fix of the same authors costs at deployment.
+"""Beyond the paper: what each later fix of the same authors costs at deployment.
 
 The options themselves live where they act: the XNOR-Net++ learned scales (arXiv:1909.13863) and
 the PReLU after the binary convolution (arXiv:1904.05868) are `nn.PreActConv(scale=..., prelu=...)`

@@ -27,7 +27,7 @@ P(in->out, 1) otherwise (binary BN -> Sign -> 1x1 in binary networks, as in the 
 concatenated channels into blocks whose branch alone makes F outputs, and the paper's 5.8M count
 only fits with no projection there.
 
-`scale` and `prelu` (every block; beyond the paper, issue 16): the XNOR-Net++ learned scale of
+`scale` and `prelu` (every block; beyond the paper): the XNOR-Net++ learned scale of
 every binary unit (shortcut projection included) and a PReLU after every branch conv (not on the
 linear shortcut); see `tinybin.nn.PreActConv`.
 

@@ -4,7 +4,7 @@ The network predicts one map per landmark at 1/stride of the input resolution (s
 256-pixel crop gives 64x64 maps). Layout is channels last, like every tinybin array:
 (h, w, K) for one sample, (N, h, w, K) for a batch.
 
-Coordinates (DESIGN.md section 2): 0-based, pixel centres at integers, in both spaces. Heatmap
+Coordinates (README, "Conventions"): 0-based, pixel centres at integers, in both spaces. Heatmap
 pixel ``u`` covers input pixels ``[stride*u - 0.5, stride*(u+1) - 0.5)``, so its centre is
 
     x = stride * u + (stride - 1) / 2        u = (x - (stride - 1) / 2) / stride

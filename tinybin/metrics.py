@@ -188,7 +188,7 @@ def pckh_curve_from_distances(distances: np.ndarray, thresholds=None) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
-# PCKh at matched tolerance (the downscaled protocol, DESIGN section 7)
+# PCKh at matched tolerance (the downscaled protocol: README, "The experimental protocol")
 # --------------------------------------------------------------------------------------------
 #
 # PCKh@0.5 allows an error of half a head size. What a network must resolve is its output grid: a

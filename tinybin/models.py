@@ -132,7 +132,7 @@ class HourGlass(Module):
     pool ("max" | "avg"), relu_after_conv (Table 4 "+ReLU"), resolution R, block_opts (e.g.
     {"depth": 6} or {"cardinality": 4} for hpm, {"mid_ratio": 0.75} for bottleneck), feature_proj
     (Newell's 1x1 F->F on the inter-stack feature path), seed (initialisation only; not in config).
-    Beyond the paper (issue 16): scale ("xnor" | "learned_channel" | "learned_spatial" |
+    Beyond the paper: scale ("xnor" | "learned_channel" | "learned_spatial" |
     "learned_rank1", the XNOR-Net++ scale of every binary unit) and prelu (a PReLU after every
     block conv), see `tinybin.nn.PreActConv`. They enter `config` only when not the default, so
     configs of earlier networks are unchanged. The spatial scales are sized for `resolution` by one
@@ -146,7 +146,7 @@ class HourGlass(Module):
     pixels; twice that for the multi-scale blocks, which pool once more inside), stacks < 1.
     """
 
-    stride = 4  # heatmap pixel u <-> input pixel 4u + 1.5 (DESIGN.md §2)
+    stride = 4  # heatmap pixel u <-> input pixel 4u + 1.5 (README, "Conventions")
 
     def __init__(self, num_landmarks: int = 16, block: str = "hpm", binary: bool = True, width: int = 256,
                  depth: int = 4, stacks: int = 1, improved: bool = False, pool: str = "max",
@@ -192,9 +192,9 @@ class HourGlass(Module):
         """The notebooks' scale: R = 64, F = 64, D = 3, L = 16 (stem 16, 32, 32, 64; bottom 2x2).
 
         One batch-16 training step of the binary hpm net (forward, BCE, backward, RMSprop) takes
-        0.13 s on the idle 2-core machine (benchmarks/bench_models.py; DESIGN.md's mainstream-framework
-        reference: 0.18 s), 0.18 s with data generation and augmentation; the experiments' 900-step
-        runs take 2.5-4 minutes. tinybin runs BLAS single-threaded by default (tinybin/threads.py):
+        about 0.09 s at one thread on the project's 2-core machine (README, "Training speed and
+        data"; `benchmarks/bench_train.py`); the protocol's 5,500-step runs take about 10 minutes
+        each, two in parallel. tinybin runs BLAS single-threaded by default (tinybin/threads.py):
         with both thread pools at their defaults the same step took 4.8 s on a busy machine.
         """
         cfg = dict(num_landmarks=16, width=64, depth=3, resolution=64)

@@ -3,7 +3,7 @@ smoke-sized ones in QUICK mode), the paired-difference figure and the verdict ta
 
 Each notebook reads the committed `results/` through `tinybin.experiments` (`summarize`,
 `paired_difference`, `claim_verdict`); these helpers only lay that out. The protocol behind the
-numbers (DESIGN.md section 7): rows share seeds, so a row is compared with the experiment's
+numbers (README, "The experimental protocol"): rows share seeds, so a row is compared with the experiment's
 reference row seed by seed, as the mean and 95% confidence interval of the paired difference, at
 PCKh@0.5 (`pckh`) and at the matched tolerance (`pckh_matched`).
 """

@@ -463,7 +463,7 @@ def format_summary(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-# ---- beyond the paper: learned scales and PReLU in the packed unit (issue 16) ----------------
+# ---- beyond the paper: learned scales and PReLU in the packed unit -------------------------
 #
 # A unit with a learned XNOR-Net++ scale or a PReLU (`nn.PreActConv(scale=..., prelu=...)`) packs
 # into `PackedScaledPreActConv`: the same fused BN+sign packer and XNOR-popcount conv, then

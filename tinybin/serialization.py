@@ -438,7 +438,7 @@ def estimate_size(config: dict) -> tuple[int, int]:
 
 
 _CONFIG_KEYS = {"num_landmarks", "block", "binary", "width", "depth", "stacks", "improved", "pool",
-                "relu_after_conv", "resolution", "block_opts", "feature_proj", "scale", "prelu"}  # scale / prelu: issue 16
+                "relu_after_conv", "resolution", "block_opts", "feature_proj", "scale", "prelu"}  # scale / prelu: beyond the paper
 
 
 def check_config(config, where: str, declared_values: int | None = None) -> dict:

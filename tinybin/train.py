@@ -63,7 +63,7 @@ class TrainConfig:
     seed: int = 0
     sequential_stacks: bool = False   # §8.2 stage-wise training of stacked networks
     finetune_steps: int = 0           # joint fine-tuning steps after sequential stages
-    # beyond the paper (issue 16, arXiv:1904.05868); see `quantization_state` and `distillation_loss`
+    # beyond the paper (arXiv:1904.05868); see `quantization_state` and `distillation_loss`
     progressive_steps: int = 0        # progressive quantization: steps of the ramp (0: off)
     progressive_stages: int = 4       # the ramp binarizes 0, 1/S, ..., (S-1)/S of each unit's channels
     reverse_init_steps: int = 0       # reverse-order init: steps with binary activations, real weights
@@ -625,9 +625,9 @@ class Trainer:
                              f"(use another output folder, or restart)")
 
 
-# ---- beyond the paper: quantization stages and distillation (issue 16) -------------------------
+# ---- beyond the paper: quantization stages and distillation ----------------------------------
 
-# TrainConfig fields added for issue 16; a checkpoint written before them resumes as their defaults.
+# TrainConfig fields added for the beyond-the-paper options; a checkpoint written before them resumes as their defaults.
 _BEYOND_FIELDS = ("progressive_steps", "progressive_stages", "reverse_init_steps", "distill_teacher",
                   "distill_weight", "distill_temperature")
 

@@ -14,7 +14,7 @@ by the process that runs the experiment (worker processes and Dask workers retur
 finished runs are skipped, so an interrupted `run` resumes where it stopped. The report is
 computed from the JSON files alone, so it reproduces exactly from the committed `results/`.
 
-Protocol (DESIGN.md section 7). All rows use `HourGlass.downscaled` (R = 64, F = 64, D = 3) on the
+Protocol (README, "The experimental protocol"). All rows use `HourGlass.downscaled` (R = 64, F = 64, D = 3) on the
 synthetic sets with a fixed finite training set (so augmentation matters, as on MPII) and RMSprop
 with the sigmoid loss. Pose results report PCKh@0.5 (the paper's formula at our scale) and
 `pckh_matched`, PCKh at the threshold whose tolerance in heatmap cells equals MPII's at 256 px

@@ -120,7 +120,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
               binary=False, block_opts={"mid_ratio": 0.765625}),
         _pose("hpm_real", "HPM (Ours, final), real", 85.5, "6.2M", block="hpm", binary=False),
     ], reference="bottleneck_wider_real"),
-    # Scale checks of the fair-protocol issue (3 seeds): do the gap and the block ranking move towards
+    # Scale checks of the protocol (3 seeds): do the gap and the block ranking move towards
     # the paper's as the downscaled network grows? Width F = 128 (R = 64, D = 3), and resolution
     # R = 128 with D = 4 (F = 64); the paper's values are Tables 1-2's.
     Experiment("scale_width", "Scale check: width F = 128", "Tables 1-2 at F = 128", "pckh", [
@@ -202,7 +202,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         Row("face_hpm_real", "Real HPM", net={"block": "hpm", "binary": False, "num_landmarks": 68},
             data="face_yaw90", paper_params="6.2M"),
     ], reference="face_bottleneck_binary"),
-    # Issue 16, beyond the paper: the authors' later fixes on the binary hpm hourglass, each alone and
+    # Beyond the paper: the authors' later fixes on the binary hpm hourglass, each alone and
     # all together, the real hpm as the ceiling (notebook 10). Choices (documented where implemented):
     # Gamma initialised from alpha (tinybin.nn.LearnedScaleBinaryConv2d); progressive quantization
     # over the first quarter of the budget in 4 stages (0/25/50/75 % of each unit's channels
@@ -211,7 +211,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     # row of the same seed (TEACHERS below), sigmoid soft targets at T = 1, weight 1
     # (tinybin.train.distillation_loss). "all" uses the rank-1 scale (XNOR-Net++'s factorised Gamma).
     Experiment("beyond", "Closing the real-binary gap: learned scales, PReLU, progressive quantization, "
-               "distillation, reverse-order init", "issue 16 (arXiv:1909.13863, arXiv:1904.05868)", "pckh", [
+               "distillation, reverse-order init", "Beyond the paper (arXiv:1909.13863, arXiv:1904.05868)", "pckh", [
         _pose("baseline", "Binary HPM, the paper's recipe (XNOR alpha)", block="hpm", same_as="table2/hpm"),
         _pose("learned_channel", "+ learned scale per channel (XNOR-Net++)", block="hpm", scale="learned_channel"),
         _pose("learned_spatial", "+ learned scale per channel and position", block="hpm", scale="learned_spatial"),
@@ -225,11 +225,11 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
               train={"progressive_fraction": 0.25, "reverse_init_fraction": 0.25, "distill_teacher": "@real"}),
         _pose("real", "Real HPM (ceiling)", block="hpm", binary=False, same_as="table3/hpm_real"),
     ], reference="baseline"),
-    # Issue 16's face check: the combination of every addition ("all" above, fixed before any result)
+    # Beyond the paper, the face check: the combination of every addition ("all" above, fixed before any result)
     # on the 68-point faces of Table 9, against the binary and the real HPM of the `face` experiment
     # (the same runs; the real one is the distillation teacher). NME by yaw: `face_scores`.
-    Experiment("beyond_face", "Beyond the paper on faces: all additions together (NME, yaw over [-90, 90])",
-               "issue 16 (faces)", "nme", [
+    Experiment("beyond_face", "All additions together on faces (NME, yaw over [-90, 90])",
+               "Beyond the paper (faces)", "nme", [
         Row("baseline", "Binary HPM, the paper's recipe", net={"block": "hpm", "num_landmarks": 68},
             data="face_yaw90", same_as="face/face_hpm_binary"),
         Row("all", "all together (rank-1 scale)", net={"block": "hpm", "num_landmarks": 68, "scale": "learned_rank1",
@@ -256,7 +256,7 @@ def _lr_name(lr: float) -> str:
 
 
 def _calibration_rows() -> list[Row]:
-    """22 (network, lr, warm-up, clipping) cells of the validation sweep (issue: calibration).
+    """22 (network, lr, warm-up, clipping) cells of the validation sweep (the protocol's calibration).
 
     binary hpm: lr in {2.5e-4, 1e-3, 2.5e-3, 5e-3} x latent clipping to [-1, 1] off/on (8);
     real hpm: the same four lr (4); linear warm-up over 10% of the budget where it can matter, at

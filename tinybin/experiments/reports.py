@@ -496,7 +496,7 @@ def loss_drift(results: dict[str, list[dict]], ref: str, window: float = 0.1) ->
 
 # ---- scale checks ------------------------------------------------------------------------------
 
-# The comparisons the scale checks make (issue "fair protocol", item 5): (label, row, reference
+# The comparisons the scale checks make (the protocol's check of scale): (label, row, reference
 # row) as "experiment/row" at the base scale (F = 64, R = 64, D = 3) and in each scale experiment
 # that has both rows. Rows share seeds across experiments (same seed, same data at the same R), so
 # the change of a difference with scale is itself a paired quantity.

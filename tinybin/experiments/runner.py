@@ -63,7 +63,7 @@ def train_settings(exp: Experiment, row: Row, overrides: dict | None = None, rec
         kw["finetune_steps"] = int(round(kw.pop("finetune_fraction", 0.0) * total))
     if "warmup_fraction" in kw:
         kw["warmup_steps"] = int(round(kw.pop("warmup_fraction") * kw["steps"]))
-    for key in ("progressive", "reverse_init"):  # issue 16: stages as fractions of the budget
+    for key in ("progressive", "reverse_init"):  # beyond the paper: stages as fractions of the budget
         if f"{key}_fraction" in kw:
             kw[f"{key}_steps"] = max(1, int(round(kw.pop(f"{key}_fraction") * kw["steps"])))
     return kw
@@ -101,7 +101,7 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
     if quick:  # a smoke-sized run so every code path executes in CI
         train_kw.update(steps=4, batch_size=4, eval_samples=16, finetune_steps=min(train_kw.get("finetune_steps", 0), 2),
                         warmup_steps=min(train_kw.get("warmup_steps", 0), 2))
-        for k in ("progressive_steps", "reverse_init_steps"):  # issue 16 stages: one step each
+        for k in ("progressive_steps", "reverse_init_steps"):  # beyond-the-paper stages: one step each
             if train_kw.get(k):
                 train_kw[k] = 1
         data_kw = dict(n_train=32, n_test=16, resolution=32)
@@ -182,7 +182,7 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
 CKPT_EVERY = 500  # steps between the checkpoints of a run in progress
 
 
-# ---- distillation teachers (issue 16) -----------------------------------------------------------
+# ---- distillation teachers (beyond the paper) -------------------------------------------------
 # A row whose training settings say distill_teacher="@name" learns from the network of row `name`
 # of the same experiment and seed. That row's run keeps its trained weights (a tinybin checkpoint)
 # at `<root>/.teachers/<exp>/<name>__seed<k>.npz` (like .partial/, not committed); a distilling run

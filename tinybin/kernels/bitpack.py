@@ -4,7 +4,7 @@ Paper: Bulat & Tzimiropoulos, "Hierarchical Binary CNNs for Landmark Localizatio
 Resources", section 3 (binarization following XNOR-Net): a binary activation is ``sign(x)`` and
 a binary convolution becomes XNOR + popcount once 64 signs share one machine word.
 
-Layout (DESIGN.md section 2): signs are packed along the LAST axis (channels of an NHWC array)
+Layout (README, "Conventions"): signs are packed along the LAST axis (channels of an NHWC array)
 into ``ceil(C / 64)`` uint64 words, little-endian: channel ``c`` is bit ``c & 63`` of word
 ``c >> 6``. Bit 1 means +1 (``x >= 0``; ``sign(0) = +1``, also for ``-0.0``), bit 0 means -1.
 Unused tail bits of the last word are always 0, so that ``popcount(a XOR b)`` over whole words

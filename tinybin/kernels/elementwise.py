@@ -1,6 +1,6 @@
 """The binary activation of paper §4.1 as Numba kernels beside their NumPy definitions.
 
-    sign(x)          = +1 if x >= 0 else -1        (sign(0) = +1, never 0; DESIGN.md §2)
+    sign(x)          = +1 if x >= 0 else -1        (sign(0) = +1, never 0)
     ste_backward     = g * 1{|x| <= 1}             (the clipped straight-through estimator)
 
 Optimizations (Numba rungs): one pass over the data, no boolean or integer temporaries (the NumPy
@@ -43,7 +43,7 @@ def sign(x: np.ndarray) -> np.ndarray:
     """sign(x) = +1 where x >= 0, else -1 (sign(0) = sign(-0.0) = +1; never 0); same shape and dtype
     as x (Numba for float arrays, `sign_ref` otherwise).
 
-    The one definition of the package (DESIGN.md section 2): the float training graph, the packers
+    The one definition of the package (README, "Conventions"): the float training graph, the packers
     (bit 1 <=> sign +1) and the kernels' float references all use it."""
     if x.dtype not in (np.float32, np.float64):
         return sign_ref(x)

@@ -6,7 +6,7 @@ A k x k convolution is a matrix product once every receptive field is laid out a
     out = cols @ w.reshape(Cout, KH*KW*C).T                                 # (N*OH*OW, Cout)
 
 In NHWC each (i, j) tap of a row is a contiguous run of C floats, so the copy is a loop of
-`memcpy`s and the GEMM writes the NHWC output directly (DESIGN.md §2). Zero padding is applied
+`memcpy`s and the GEMM writes the NHWC output directly (README, "Conventions"). Zero padding is applied
 inside the kernels (taps outside the image read 0), so no padded copy of x is made.
 
 col2im is the adjoint (the backward of im2col): every input pixel gathers the column entries that
