@@ -157,6 +157,21 @@ if root10 is not None:
     plot_paired("fig10", root10, "Fig. 10: cardinality C - cardinality 1")
 
 # %% [markdown]
+# ## 4b. Is the budget long enough at F = 128?
+#
+# The budget (5,500 steps) was chosen on the pose pilot at F = 64; these runs are twice as wide.
+# Rows of one figure share seeds and therefore batches, so the training-loss difference against
+# the reference row is paired step by step. If it is still moving over the last 10% of training,
+# a longer budget could change the ranking, and a verdict above should be read with that in mind.
+
+# %%
+for name, root in (("fig9", root9), ("fig10", root10)):
+    if root is not None:
+        exp_ = E.get(name)
+        NB.plot_loss_drift(E.load_results(name, root), exp_.reference, {r.name: r.label for r in exp_.rows},
+                           f"{exp_.title}: training loss against {exp_.row(exp_.reference).label}")
+
+# %% [markdown]
 # ## What we found vs the paper
 #
 # Computed from the intervals; nothing below is typed in by hand. Fig. 9b prints one number
