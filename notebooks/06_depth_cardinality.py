@@ -167,9 +167,7 @@ if root10 is not None:
 # %%
 for name, root in (("fig9", root9), ("fig10", root10)):
     if root is not None:
-        exp_ = E.get(name)
-        NB.plot_loss_drift(E.load_results(name, root), exp_.reference, {r.name: r.label for r in exp_.rows},
-                           f"{exp_.title}: training loss against {exp_.row(exp_.reference).label}")
+        NB.budget_check(name, root)
 
 # %% [markdown]
 # ## What we found vs the paper

@@ -144,6 +144,9 @@ root10, source10 = results_root("table10", SEEDS)
 if root10 is not None:
     show_md(f"Source: {source10}.\n\n" + E.report("table10", root10))
     plot_paired("table10", root10, "Table 10: improved HG - HG")
+    # Was the budget (chosen on the pose pilot for the HG) long enough for the improved HG? The
+    # training-loss difference is paired step by step (shared seeds, shared batches).
+    NB.budget_check("table10", root10)
 
 # %% [markdown]
 # ## 4. Table 11, with every stack's accuracy

@@ -442,6 +442,10 @@ summ = None
 if root is not None:
     show_md(f"Source: {source}.\n\n" + E.report("beyond", root))
     summ = E.summarize("beyond", root)
+    # Was the budget long enough for each addition? The training-loss difference against the
+    # baseline, paired step by step (shared seeds and batches). The distillation rows are left out:
+    # their loss includes the distillation term, so a difference of losses would not compare fits.
+    NB.budget_check("beyond", root, skip=("distill", "all"))
 
 # %%
 ADDITIONS = [r.name for r in exp.rows if r.name not in (exp.reference, "real")]

@@ -232,3 +232,13 @@ def plot_loss_drift(results: dict[str, list[dict]], ref: str, labels: dict[str, 
                        + [f"| {labels.get(n, n)} | {d['last']['mean']:+.{digits}f} | {E._fmt_diff(d['drift'], digits)} |"
                           for n, d in drift.items()]))
     return drift
+
+
+def budget_check(name: str, root: str, skip=()) -> dict[str, dict]:
+    """`plot_loss_drift` for experiment `name` against its reference row. Rows in `skip` are left
+    out: their training loss is not the reference's (another loss function, a distillation term,
+    a sum over more stacks), so a difference of losses would not compare fits."""
+    exp = E.get(name)
+    res = {k: v for k, v in E.load_results(name, root).items() if k not in skip}
+    return plot_loss_drift(res, exp.reference, {r.name: r.label for r in exp.rows},
+                           f"{exp.title}: training loss against {exp.row(exp.reference).label}")
