@@ -55,7 +55,8 @@ def status_line() -> str:
         if rows_done:
             seeds = sorted({v for v in r.values() if v})
             s = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
-            done.append(f"`{name}` ({rows_done} of {len(r)} rows, {s} seeds per row)")
+            word = "seed" if seeds == [1] else "seeds"
+            done.append(f"`{name}` ({rows_done} of {len(r)} rows, {s} {word} per row)")
         else:
             pending.append(f"`{name}`")
     lines = ["**Status** (computed from `results/`): "
