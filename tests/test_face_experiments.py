@@ -22,6 +22,19 @@ def test_matched_alpha_is_the_same_tolerance_in_cells():
     assert E.face_matched_alpha(64) / 0.07 == pytest.approx((4 / (0.475 * 64)) / (4 / (0.475 * 256)))
 
 
+def test_face_cell_nme_matches_the_generated_boxes():
+    assert E.face_cell_nme(64) == pytest.approx(400 / (0.475 * 64))      # 13.16 %
+    assert E.face_cell_nme(256) == pytest.approx(400 / (0.475 * 256))    # 3.29 %
+    assert E.face_cell_nme(64) / E.face_cell_nme(256) == pytest.approx(E.face_matched_alpha(64) / 0.07)
+    # the box of the generated 68 points is (w + h) / 2 = 0.475 R x U(0.9, 1.1): one 4-px cell is
+    # face_cell_nme % of sqrt(w h) up to the box's aspect ratio and that spread
+    from tinybin.data import SyntheticFace
+    ds = SyntheticFace(60, resolution=64, seed=3, split="test")
+    side = np.array([0.5 * np.ptp(ds[i]["points"], axis=0).sum() for i in range(len(ds))])
+    assert np.median(side / 64) == pytest.approx(0.475, rel=0.04)
+    assert side.min() / 64 >= 0.475 * 0.9 - 1e-6 and side.max() / 64 <= 0.475 * 1.1 + 1e-6
+
+
 def test_face_scores_by_hand():
     nme = [0.01, 0.03, 0.05, 0.10]
     yaw = [-10.0, 20.0, 45.0, -80.0]

@@ -50,6 +50,11 @@ FACE_TEMPLATE_3D: np.ndarray = _face_template()
 """(68, 3) float64: our 3D mean face (X right of a frontal face, Y up, Z towards the viewer)."""
 
 # Head ellipsoid (cranium) in the same units, and the centre the per-point normals radiate from.
+# The face box's mean side (w + h) / 2 as a fraction of the crop side, as FAN's crop rule (side =
+# 200 (w + h) / 190 of the landmark box) puts it; the NME scale of a heatmap cell follows from it
+# (`tinybin.experiments.face_cell_nme`).
+BOX_FRACTION = 0.475
+
 _CRANIUM_C = np.array([0.0, 0.38, -0.82])
 _CRANIUM_R = np.array([0.99, 1.25, 1.05])
 _NORMAL_C = np.array([0.0, 0.15, -0.9])
@@ -188,7 +193,7 @@ class SyntheticFace(_Synthetic):
         Rot = _face_rotation(yaw, pitch, roll)
         cam = P @ Rot.T                                                 # (68, 3) unit face coords
         lo, hi = cam[:, :2].min(0), cam[:, :2].max(0)
-        unit = 0.475 * R * rng.uniform(0.9, 1.1) / (0.5 * ((hi - lo).sum()))  # pixels per face unit
+        unit = BOX_FRACTION * R * rng.uniform(0.9, 1.1) / (0.5 * ((hi - lo).sum()))  # pixels per face unit
         target = np.full(2, (R - 1) / 2) + rng.normal(0, 0.03 * R, 2)
         offset = target - 0.5 * (lo + hi) * unit
 

@@ -65,7 +65,7 @@ from .reports import (  # noqa: F401
     SCALE_COMPARISONS, seed_scores, scale_check, loss_drift,
 )
 from .faces import (  # noqa: F401
-    FACE_ALPHA, PAPER_RESOLUTION, face_matched_alpha, face_errors, FACE_BINS, face_scores,
+    FACE_ALPHA, PAPER_RESOLUTION, face_cell_nme, face_matched_alpha, face_errors, FACE_BINS, face_scores,
     nme_floor, face_summary, _fmt2, _fmt_d2, face_report, SEG_SCORES, seg_scores, table12_summary,
     table12_report, REPORT_LAYOUTS,
 )

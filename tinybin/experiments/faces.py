@@ -14,6 +14,14 @@ FACE_ALPHA = 0.07            # the paper's / FAN's CED range and failure thresho
 PAPER_RESOLUTION = 256       # the paper's input crops
 
 
+def face_cell_nme(resolution: int, stride: int = 4) -> float:
+    """One heatmap cell in NME % (box normalisation) at crop side `resolution`: 100 * stride /
+    (BOX_FRACTION * R), with BOX_FRACTION = 0.475 the face box's side over the crop's
+    (`tinybin.data.face.BOX_FRACTION`; see `face_matched_alpha`). 13.2% at R = 64, 3.3% at 256."""
+    from ..data.face import BOX_FRACTION
+    return 100.0 * stride / (BOX_FRACTION * float(resolution))
+
+
 def face_matched_alpha(resolution: int = 64, alpha: float = FACE_ALPHA) -> float:
     """The NME threshold whose tolerance in heatmap cells equals ``alpha``'s at the paper's 256 px.
 
@@ -151,8 +159,8 @@ def face_report(root: str = RESULTS, results: dict | None = None, floor: dict | 
              f"NME in % of sqrt(w h) of the gt box, all 68 points; Mean = mean of the three bin means (3DDFA's "
              f"protocol). Ours: SyntheticFace at R = {R}, stride 4, mean ± std over seeds. AUC and FR in %, at "
              f"{FACE_ALPHA:g} (the paper's range) and at {ma:.2f} (the same tolerance in heatmap cells as "
-             f"{FACE_ALPHA:g} at 256 px). One heatmap cell is {100 * 4 / (0.475 * R):.1f}% NME here, "
-             f"{100 * 4 / (0.475 * PAPER_RESOLUTION):.1f}% at 256 px: multiply our NME by {k:.2f} to compare "
+             f"{FACE_ALPHA:g} at 256 px). One heatmap cell is {face_cell_nme(R):.1f}% NME here, "
+             f"{face_cell_nme(PAPER_RESOLUTION):.1f}% at 256 px: multiply our NME by {k:.2f} to compare "
              f"errors in cells with the paper's.", "",
              "| network | [0,30] | (30,60] | (60,90] | Mean | Mean x R/256 | AUC@0.07 | FR@0.07 | "
              f"AUC@{ma:.2f} | FR@{ma:.2f} | seeds |", "|" + "---|" * 11]
