@@ -200,6 +200,26 @@ def test_confusion_hand_case_void_and_accumulation():
         m.confusion(pr, gt[:1], 3)
 
 
+def test_boundary_share_hand_cases():
+    one = np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]])
+    np.testing.assert_allclose(m.boundary_share(one, 2), [0.5, 1.0])
+    # a 2x4 block of class 1 in a 4x6 image: its 8 pixels all touch class 0 (it is 2 rows thick);
+    # class 0 has 16 pixels, 12 of them 4-adjacent to the block (4 above, 4 below, 2 left, 2 right)
+    blk = np.zeros((4, 6), int)
+    blk[1:3, 1:5] = 1
+    np.testing.assert_allclose(m.boundary_share(blk, 3), [12 / 16, 1.0, np.nan])
+    # a thick block has an interior; upsampling by 4 shrinks the boundary share of both classes
+    big = np.kron(blk, np.ones((4, 4), int))
+    s = m.boundary_share(big, 2)
+    assert s[1] == pytest.approx(1 - 6 * 14 / 128)  # 8x16 block, 6x14 interior
+    assert s[0] < 0.5 and s[1] < 1.0
+    # batches count every image; void labels are skipped
+    np.testing.assert_allclose(m.boundary_share(np.stack([one, one]), 2), [0.5, 1.0])
+    np.testing.assert_allclose(m.boundary_share(np.where(one == 0, 255, one), 2), [np.nan, 1.0])
+    with pytest.raises(ValueError, match="integers"):
+        m.boundary_share(one.astype(float), 2)
+
+
 def test_segmentation_scores_hand_case():
     h = np.array([[1, 1, 0], [0, 2, 0], [1, 0, 0]])
     s = m.segmentation_scores(h)
