@@ -53,7 +53,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 import tinybin as tb
 from tinybin import HourGlass
 from tinybin import experiments as E
-from tinybin.notebook import show_md
+from tinybin.notebook import plot_loss_drift, show_md
 from tinybin import heatmaps as hm
 from tinybin import metrics, viz
 from tinybin.data import SyntheticFace, balanced_yaw_subset
@@ -141,7 +141,7 @@ ma = E.face_matched_alpha(64)
 print(f"NME floor at R = 64, stride 4, from {N_FLOOR} faces ({time.time() - t0:.1f} s): "
       f"{floor['mean']:.2f}% (bins {floor['[0,30]']:.2f} / {floor['(30,60]']:.2f} / {floor['(60,90]']:.2f}), "
       f"{floor['cells']:.3f} cells per point")
-print(f"one cell = {100 * 4 / (0.475 * 64):.1f}% NME at 64 px, {100 * 4 / (0.475 * 256):.1f}% at 256 px; "
+print(f"one cell = {E.face_cell_nme(64):.1f}% NME at 64 px, {E.face_cell_nme(256):.1f}% at 256 px; "
       f"matched threshold for 0.07: {ma:.2f}")
 u = np.random.default_rng(0).uniform(-0.25, 0.25, (100000, 2))
 print(f"by hand: E|residual| = {np.linalg.norm(u, axis=1).mean():.3f} cells")
@@ -187,10 +187,12 @@ assert len(set(bins.tolist())) == 1
 # * **Rows.** Binary HPM (ours), binary bottleneck (the reference), real HPM. All are
 #   `HourGlass.downscaled` with 68 output maps, trained with the sigmoid loss on heatmaps and
 #   augmentation, on `SyntheticFace(yaw_range=(-90, 90))`, 3000 training images, 400 test images.
-# * **Recipe and budget.** These are chosen on the validation split, as DESIGN §7 requires: the
-#   learning rate, warm-up and latent clipping of the calibration sweep (`results/calibration`),
-#   and a number of steps at which the paired difference has stopped moving. The test split is
-#   only reported, with flip testing.
+# * **Recipe and budget.** These were chosen on a validation split, as the protocol requires, but on
+#   the *pose* task: the learning rate, warm-up and latent clipping of the calibration sweep
+#   (`results/calibration`) and the number of steps at which the pose pilot's paired differences
+#   stopped moving. They are carried over to faces unchanged; there is no face calibration. §6b
+#   checks from the training losses alone whether the face comparisons were still moving when
+#   training stopped. The test split is only reported, with flip testing.
 # * **Seeds.** Rows share seeds (the same data and data order per seed): 5 seeds for the binary
 #   HPM vs binary bottleneck comparison and 3 for real HPM. We report mean ± std per row and the
 #   paired difference with its 95% t-interval.
@@ -300,6 +302,22 @@ else:
     print("Fig. 8b: not run yet")
 
 # %% [markdown]
+# ## 6b. Was the pose budget long enough for faces?
+#
+# The budget was set on the pose pilot (§4). Rows with the same seed see the same batches, so the
+# training-loss difference between two rows is paired step by step. If it were still falling
+# when training stopped, a longer budget could change the ranking. Left: the difference against
+# the binary bottleneck over training. Right: how much it moved between the last 10% of steps
+# and the 10% before, with its 95% CI over seeds.
+
+# %%
+if summary is not None and any(r["n"] for r in summary["rows"]):
+    drift = plot_loss_drift(results, "face_bottleneck_binary", {r.name: r.label for r in exp.rows},
+                            "Face alignment: training loss against the binary bottleneck", digits=3)
+else:
+    print("budget check: not run yet")
+
+# %% [markdown]
 # ## 7. Verdicts
 #
 # These are computed from the CIs of §4's protocol. Nothing here is written by hand.
@@ -395,17 +413,64 @@ plt.show()
 # %% [markdown]
 # ## 10. What we found, against the paper
 #
-# The verdicts in §7 come from the committed results. They say *unresolved* wherever the CI
-# crosses zero or fewer than two seeds exist. Things that hold whatever the results are:
+# The bullets below are computed from the committed results (§5-§7); only the explanations are
+# written by hand.
+
+# %%
+def _ci(d, unit=""):
+    if not d or not d["n"]:
+        return "not run"
+    if d["half"] is None:
+        return f"{d['mean']:+.2f}{unit} (1 seed)"
+    return f"{d['mean']:+.2f}{unit} [{d['lo']:+.2f}, {d['hi']:+.2f}] ({d['n']} seeds)"
+
+
+if summary is not None and any(r["n"] for r in summary["rows"]):
+    cell = E.face_cell_nme(summary["resolution"])   # one heatmap cell in NME % (13.2% at R = 64)
+    rows = {r["row"]: r for r in summary["rows"]}
+    hb = summary["pairs"]["binary HPM - binary bottleneck"]
+    rb = summary["pairs"]["real HPM - binary HPM"]
+    c1, c2 = summary["claims"]
+    bott, hpm = rows["face_bottleneck_binary"]["scores"], rows["face_hpm_binary"]["scores"]
+    rel = {b: 100 * (hpm[b]["mean"] / bott[b]["mean"] - 1) for b in ("[0,30]", "(60,90]")
+           if hpm[b]["mean"] is not None and bott[b]["mean"] is not None}
+    drift = E.loss_drift(results, "face_bottleneck_binary")
+    moving = [exp.row(n).label for n, d in drift.items()
+              if d["drift"]["n"] > 1 and (d["drift"]["lo"] > 0 or d["drift"]["hi"] < 0)]
+    lines = [
+        f"* **Binary HPM beats binary bottleneck: {c1['verdict']}.** Mean NME {_ci(c1['diff'], ' %')}, "
+        f"i.e. {hb['mean']['mean'] / cell:+.2f} heatmap cells per point." if hb["mean"]["n"] else
+        "* Binary HPM vs binary bottleneck: not run.",
+        f"* **The gain is largest on large yaw: {c2['verdict']}.** The paired gap in (60°, 90°] minus the gap in "
+        f"[0°, 30°]: {_ci(c2['diff'], ' %')}" + (f"; relative to the bottleneck's NME, HPM is "
+        f"{-rel['[0,30]']:.0f}% lower in [0°, 30°] and {-rel['(60,90]']:.0f}% lower in (60°, 90°]." if len(rel) == 2 else "."),
+        f"* **Binarization cost** (real HPM − binary HPM, mean NME; negative: the real network is better): {_ci(rb['mean'], ' %')}, "
+        f"{rb['mean']['mean'] / cell:+.2f} cells per point. The paper reports no real-valued face network, so "
+        "there is no paper number to hold this against." if rb["mean"]["n"] else "* Real vs binary HPM: not run.",
+        f"* **Budget.** Paired training-loss differences still moving over the last 10% of steps (§6b): "
+        f"{', '.join(moving) if moving else 'none'}.",
+    ]
+    show_md("\n".join(lines))
+else:
+    print("not run yet")
+
+# %% [markdown]
+# **What the verdicts rest on, and what they do not say.**
 #
-# * At 64 px, one heatmap cell is 13% NME. The stride-4 decoder alone leaves a floor of about
-#   2.5% NME (0.19 cells). That is 0.6% at 256 px, and most of the paper's 2.47% in [0°, 30°]
-#   would fit inside one cell. Our absolute NMEs therefore sit well above the paper's. To compare
-#   errors in cells, use "Mean × R/256" and the matched threshold 0.28.
+# * At 64 px, one heatmap cell is 13% NME (§2). The stride-4 decoder alone leaves a floor of
+#   about 2.5% NME (0.19 cells). That is 0.6% at 256 px, and most of the paper's 2.47% in [0°, 30°] would fit
+#   inside one cell. Our absolute NMEs therefore sit well above the paper's, and the comparison
+#   with the paper's Table 9 row is one of ordering, not of size. To compare errors in cells, use
+#   "Mean × R/256" and the matched threshold 0.28.
+# * The paper's claim about large yaw is against other, real-valued methods (3DDFA); the paper has
+#   no binary bottleneck face network. Our claim 2 asks the same question of the two binary
+#   blocks: does the hierarchical block's extra capacity pay most where the task is hardest?
+# * The recipe and budget come from the pose task (§4); the loss check of §6b is the only
+#   face-specific evidence that the budget was long enough.
 # * The paper's Table 9 mean is the mean of the bin means. Our yaw is uniform, so it is close to
 #   the mean over all images.
 # * The packed binary network returns the same maps as the float one, so the deployed network
-#   makes exactly the same predictions.
+#   makes exactly the same predictions (§8).
 #
 # **Exercises.** (1) Compute the floor at R = 128 (`E.nme_floor(128)`): does it halve? (2) Replace
 # the quarter-cell step of `tinybin.heatmaps.decode` with a local centroid. How far does the floor
