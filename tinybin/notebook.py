@@ -51,6 +51,16 @@ def results_root(name: str, seeds: int, results: str, quick: bool = False):
     return None, None
 
 
+def fmt_ci(d: dict | None, unit: str = "", digits: int = 2) -> str:
+    """A `paired_difference` as text: "+1.23 % [+0.45, +2.01] (5 seeds)", "(1 seed)" without an
+    interval, "not run" without pairs."""
+    if not d or not d["n"]:
+        return "not run"
+    if d["half"] is None:
+        return f"{d['mean']:+.{digits}f}{unit} (1 seed)"
+    return f"{d['mean']:+.{digits}f}{unit} [{d['lo']:+.{digits}f}, {d['hi']:+.{digits}f}] ({d['n']} seeds)"
+
+
 def plot_paired(name: str, root: str, title: str, keys=KEYS) -> list[dict]:
     """Figure: per row, the paired difference row - reference (mean and 95% CI over seeds) at each
     of `keys`, with the paper's difference (x) beside it. Returns `experiments.summarize`."""

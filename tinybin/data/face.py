@@ -49,12 +49,12 @@ def _face_template() -> np.ndarray:
 FACE_TEMPLATE_3D: np.ndarray = _face_template()
 """(68, 3) float64: our 3D mean face (X right of a frontal face, Y up, Z towards the viewer)."""
 
-# Head ellipsoid (cranium) in the same units, and the centre the per-point normals radiate from.
 # The face box's mean side (w + h) / 2 as a fraction of the crop side, as FAN's crop rule (side =
 # 200 (w + h) / 190 of the landmark box) puts it; the NME scale of a heatmap cell follows from it
 # (`tinybin.experiments.face_cell_nme`).
 BOX_FRACTION = 0.475
 
+# Head ellipsoid (cranium) in the same units, and the centre the per-point normals radiate from.
 _CRANIUM_C = np.array([0.0, 0.38, -0.82])
 _CRANIUM_R = np.array([0.99, 1.25, 1.05])
 _NORMAL_C = np.array([0.0, 0.15, -0.9])
