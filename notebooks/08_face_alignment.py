@@ -53,7 +53,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 import tinybin as tb
 from tinybin import HourGlass
 from tinybin import experiments as E
-from tinybin.notebook import plot_loss_drift, show_md
+from tinybin.notebook import fmt_ci, plot_loss_drift, show_md
 from tinybin import heatmaps as hm
 from tinybin import metrics, viz
 from tinybin.data import SyntheticFace, balanced_yaw_subset
@@ -417,14 +417,6 @@ plt.show()
 # written by hand.
 
 # %%
-def _ci(d, unit=""):
-    if not d or not d["n"]:
-        return "not run"
-    if d["half"] is None:
-        return f"{d['mean']:+.2f}{unit} (1 seed)"
-    return f"{d['mean']:+.2f}{unit} [{d['lo']:+.2f}, {d['hi']:+.2f}] ({d['n']} seeds)"
-
-
 if summary is not None and any(r["n"] for r in summary["rows"]):
     cell = E.face_cell_nme(summary["resolution"])   # one heatmap cell in NME % (13.2% at R = 64)
     rows = {r["row"]: r for r in summary["rows"]}
@@ -438,13 +430,13 @@ if summary is not None and any(r["n"] for r in summary["rows"]):
     moving = [exp.row(n).label for n, d in drift.items()
               if d["drift"]["n"] > 1 and (d["drift"]["lo"] > 0 or d["drift"]["hi"] < 0)]
     lines = [
-        f"* **Binary HPM beats binary bottleneck: {c1['verdict']}.** Mean NME {_ci(c1['diff'], ' %')}, "
+        f"* **Binary HPM beats binary bottleneck: {c1['verdict']}.** Mean NME {fmt_ci(c1['diff'], ' %')}, "
         f"i.e. {hb['mean']['mean'] / cell:+.2f} heatmap cells per point." if hb["mean"]["n"] else
         "* Binary HPM vs binary bottleneck: not run.",
         f"* **The gain is largest on large yaw: {c2['verdict']}.** The paired gap in (60°, 90°] minus the gap in "
-        f"[0°, 30°]: {_ci(c2['diff'], ' %')}" + (f"; relative to the bottleneck's NME, HPM is "
+        f"[0°, 30°]: {fmt_ci(c2['diff'], ' %')}" + (f"; relative to the bottleneck's NME, HPM is "
         f"{-rel['[0,30]']:.0f}% lower in [0°, 30°] and {-rel['(60,90]']:.0f}% lower in (60°, 90°]." if len(rel) == 2 else "."),
-        f"* **Binarization cost** (real HPM − binary HPM, mean NME; negative: the real network is better): {_ci(rb['mean'], ' %')}, "
+        f"* **Binarization cost** (real HPM − binary HPM, mean NME; negative: the real network is better): {fmt_ci(rb['mean'], ' %')}, "
         f"{rb['mean']['mean'] / cell:+.2f} cells per point. The paper reports no real-valued face network, so "
         "there is no paper number to hold this against." if rb["mean"]["n"] else "* Real vs binary HPM: not run.",
         f"* **Budget.** Paired training-loss differences still moving over the last 10% of steps (§6b): "

@@ -50,7 +50,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 import tinybin as tb
 from tinybin import HourGlass
 from tinybin import experiments as E
-from tinybin.notebook import plot_loss_drift, show_md
+from tinybin.notebook import fmt_ci, plot_loss_drift, show_md
 from tinybin import metrics, viz
 from tinybin.data import SyntheticFace, SyntheticFaceParts
 from tinybin.skeletons import FACE_PART_POLYGONS, FACE_PARTS
@@ -347,14 +347,6 @@ plt.show()
 # written by hand.
 
 # %%
-def _ci(d):
-    if not d or not d["n"]:
-        return "not run"
-    if d["half"] is None:
-        return f"{d['mean']:+.2f} (1 seed)"
-    return f"{d['mean']:+.2f} [{d['lo']:+.2f}, {d['hi']:+.2f}] ({d['n']} seeds)"
-
-
 if summary is not None and any(r["n"] for r in summary["rows"]):
     c1, c2 = summary["claims"]
     pairs = summary["pairs"]
@@ -365,10 +357,10 @@ if summary is not None and any(r["n"] for r in summary["rows"]):
     moving = [exp.row(n).label for n, d in drift.items()
               if d["drift"]["n"] > 1 and (d["drift"]["lo"] > 0 or d["drift"]["hi"] < 0)]
     lines = [
-        f"* **Binary HPM beats binary bottleneck: {c1['verdict']}.** Mean IU {_ci(c1['diff'])} points "
+        f"* **Binary HPM beats binary bottleneck: {c1['verdict']}.** Mean IU {fmt_ci(c1['diff'])} points "
         f"(paper: {paper['seg_hpm_binary'] - paper['seg_bottleneck_binary']:+.2f}).",
         f"* **Binary HPM almost matches the real network: {c2['verdict']}.** (real − HPM) − (real − binary "
-        f"bottleneck)/2 = {_ci(c2['diff'])} points; below zero would agree. The gaps themselves: real − HPM "
+        f"bottleneck)/2 = {fmt_ci(c2['diff'])} points; below zero would agree. The gaps themselves: real − HPM "
         f"{-pairs['binary HPM - real bottleneck']['mean_iu']['mean']:.2f}, real − binary bottleneck "
         f"{-pairs['binary bottleneck - real bottleneck']['mean_iu']['mean']:.2f} (paper: "
         f"{paper['seg_bottleneck_real'] - paper['seg_hpm_binary']:.2f} and "
