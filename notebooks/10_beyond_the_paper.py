@@ -450,31 +450,7 @@ if root is not None:
 # %%
 ADDITIONS = [r.name for r in exp.rows if r.name not in (exp.reference, "real")]
 if summ is not None:
-    closed = {k: E.gap_closed(summ, k, "real") for k in KEYS}
-    label = {s["row"]: s["label"] for s in summ}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(ADDITIONS) + 2), sharey=True)
-    for ax, key in zip(axes, KEYS):
-        gap = None
-        for y, name in enumerate(ADDITIONS):
-            c = closed[key].get(name)
-            if c is None:
-                continue
-            gap = c["gap"]
-            err = None if c["lo"] is None else [[c["mean"] - c["lo"]], [c["hi"] - c["mean"]]]
-            ax.errorbar(c["mean"], y, xerr=err, fmt="o", capsize=3, color="tab:blue")
-        ax.axvline(0, color="k", lw=0.8)
-        ax.axvline(1, color="tab:green", lw=1, ls="--", label="real HPM (ceiling)")
-        ax.set_yticks(range(len(ADDITIONS)))
-        ax.set_yticklabels([label[n] for n in ADDITIONS], fontsize=8)
-        ax.set_title(f"{key}: " + ("no gap measured" if gap is None else f"gap real - baseline = {gap:.1f} points"),
-                     fontsize=9)
-        ax.set_xlabel("fraction of the real-binary gap closed")
-        if key == KEYS[0]:
-            ax.invert_yaxis()                    # shared y axis: the experiment's order, top down
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
-    fig.suptitle("Each addition against the paper's recipe: mean and 95% CI over paired seeds", fontsize=10)
-    plt.tight_layout()
+    NB.plot_gap_closed(summ, ADDITIONS, KEYS, "real")
     plt.show()
 
 # %% [markdown]

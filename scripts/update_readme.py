@@ -10,6 +10,8 @@ Replaces the text between `<!-- generated:NAME -->` and `<!-- end:NAME -->` mark
              Figs. 9-10, faces, the beyond-the-paper options, the calibration sweep and the budget
              pilot (validation split), with the rules that chose the recipe and the budget
   protocol1  the first protocol's Tables 1-2 (results/protocol1/), labelled as superseded
+  beyond     the "Beyond the paper" summary: the gap-closed figure (written to
+             docs/beyond_gap_closed.png from results/beyond/) and where its table is
 Benchmark tables are measurements: they are pasted from the benchmark scripts' output, with the
 command that makes them, not regenerated here.
 """
@@ -106,6 +108,49 @@ def protocol1_section() -> str:
     return "\n\n".join(out)
 
 
+BEYOND_FIGURE = os.path.join("docs", "beyond_gap_closed.png")
+
+
+def _beyond_rows() -> list[str]:
+    """The `beyond` rows other than the reference and the ceiling that have results."""
+    exp = experiments.get("beyond")
+    res = experiments.load_results("beyond", RESULTS)
+    return [r.name for r in exp.rows if r.name not in (exp.reference, "real") and res.get(r.name)]
+
+
+def beyond_section() -> str:
+    """The README's "Beyond the paper" results block (the figure itself: `write_beyond_figure`)."""
+    rows = _beyond_rows()
+    if not rows:
+        return ("Their accuracy results are not run yet: `python -m tinybin.experiments run beyond --seeds 5 "
+                "--jobs 2`, then `python scripts/update_readme.py` draws the gap-closed figure here.")
+    n = {len(v) for k, v in experiments.load_results("beyond", RESULTS).items() if k in rows}
+    seeds = f"{min(n)}" if len(n) == 1 else f"{min(n)}-{max(n)}"
+    return (f"What fraction of the real-binary gap each addition closes ({len(rows)} of "
+            f"{len(experiments.get('beyond').rows) - 2} additions run, {seeds} seeds each; 0 = the paper's "
+            "recipe, 1 = the real HPM; mean and 95% CI over paired seeds, at PCKh@0.5 and at the matched "
+            "tolerance), drawn from `results/beyond/` by `python scripts/update_readme.py`:\n\n"
+            f"![fraction of the real-binary gap closed]({BEYOND_FIGURE})\n\n"
+            "The table with the paired differences is under Results above (the `beyond` report); notebook 10 "
+            "gives the verdicts.")
+
+
+def write_beyond_figure() -> str | None:
+    """Draw the gap-closed figure of `beyond_section` into docs/ (None when nothing is run)."""
+    rows = _beyond_rows()
+    if not rows:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from tinybin.notebook import plot_gap_closed
+    fig = plot_gap_closed(experiments.summarize("beyond", RESULTS), rows)
+    path = os.path.join(ROOT, BEYOND_FIGURE)
+    fig.savefig(path, dpi=90, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
 def replace(text: str, name: str, body: str) -> str:
     pat = re.compile(rf"(<!-- generated:{name} -->\n).*?(<!-- end:{name} -->)", re.S)
     if not pat.search(text):
@@ -121,6 +166,8 @@ def main():
     text = replace(text, "status", status_line())
     text = replace(text, "results", results_section())
     text = replace(text, "protocol1", protocol1_section())
+    text = replace(text, "beyond", beyond_section())
+    write_beyond_figure()
     with open(path, "w") as fh:
         fh.write(text)
     print("README.md updated")

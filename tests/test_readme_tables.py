@@ -19,7 +19,7 @@ def test_generated_readme_blocks_match_the_committed_results():
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
         text = fh.read()
     want = {"counts": mod.counts_table(), "status": mod.status_line(), "results": mod.results_section(),
-            "protocol1": mod.protocol1_section()}
+            "protocol1": mod.protocol1_section(), "beyond": mod.beyond_section()}
     for name, body in want.items():
         m = re.search(rf"<!-- generated:{name} -->\n(.*?)<!-- end:{name} -->", text, re.S)
         assert m, f"README.md has no generated block {name!r}"

@@ -252,3 +252,37 @@ def budget_check(name: str, root: str, skip=()) -> dict[str, dict]:
     res = {k: v for k, v in E.load_results(name, root).items() if k not in skip}
     return plot_loss_drift(res, exp.reference, {r.name: r.label for r in exp.rows},
                            f"{exp.title}: training loss against {exp.row(exp.reference).label}")
+
+
+def plot_gap_closed(summ: list[dict], rows: list[str], keys=KEYS, ceiling: str = "real"):
+    """Figure (returned, not shown): per row of `rows`, the fraction of the real-binary gap it
+    closes, (row - reference) / (ceiling - reference), mean and 95% CI over paired seeds, at each
+    of `keys` (`experiments.gap_closed`). 0 = the reference recipe, 1 = the ceiling (dashed)."""
+    import matplotlib.pyplot as plt
+    label = {s["row"]: s["label"] for s in summ}
+    fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 0.45 * len(rows) + 2), sharey=True,
+                             squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        closed = E.gap_closed(summ, key, ceiling)
+        gap = None
+        for y, name in enumerate(rows):
+            c = closed.get(name)
+            if c is None:
+                continue
+            gap = c["gap"]
+            err = None if c["lo"] is None else [[c["mean"] - c["lo"]], [c["hi"] - c["mean"]]]
+            ax.errorbar(c["mean"], y, xerr=err, fmt="o", capsize=3, color="tab:blue")
+        ax.axvline(0, color="k", lw=0.8)
+        ax.axvline(1, color="tab:green", lw=1, ls="--", label=f"{label.get(ceiling, ceiling)}")
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels([label.get(n, n) for n in rows], fontsize=8)
+        ax.set_title(f"{key}: " + ("no gap measured" if gap is None else f"gap ceiling - reference = {gap:.1f} points"),
+                     fontsize=9)
+        ax.set_xlabel("fraction of the real-binary gap closed")
+        if key == keys[0]:
+            ax.invert_yaxis()                    # shared y axis: the experiment's order, top down
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle("Each row against the reference: mean and 95% CI over paired seeds", fontsize=10)
+    fig.tight_layout()
+    return fig
