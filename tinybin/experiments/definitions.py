@@ -154,10 +154,12 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     # 2 at depth 7, the paper's extreme (its depth 8 ends with 2 channels at F = 256 under our
     # reading of Fig. 9, notes/architecture.md). Fig. 9b prints one number in the text, 76.5 at
     # depth 6; depth 3 is "Ours, final" (Table 2, 76.0).
+    # Depth 3 and cardinality 1 are the default block: the same run as scale_width's binary hpm.
     Experiment("fig9", "Depth of the hierarchical block (F = 128)", "Fig. 9", "pckh", [
         _pose(f"depth{d}", f"HPM depth {d} (F=128; last layer {128 // 2 ** (d - 1)} ch)",
               {3: 76.0, 6: 76.5}.get(d), "6.2M" if d == 3 else None, block="hpm", width=128,
-              block_opts={"depth": d}) for d in (2, 3, 4, 5, 6, 7)
+              **({"same_as": "scale_width/hpm"} if d == 3 else {"block_opts": {"depth": d}}))
+        for d in (2, 3, 4, 5, 6, 7)
     ], reference="depth3"),
     # Fig. 10: C copies at 1/C of the widths, each first layer reading all F inputs, as §7.2 describes.
     # That construction does NOT keep the parameters constant: the first layers keep theirs, the
@@ -170,7 +172,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     # final" (76.0).
     Experiment("fig10", "Cardinality of the hierarchical block (F = 128)", "Fig. 10", "pckh", [
         _pose("card1", "HPM cardinality 1 (F=128)", 76.0, "6.2M", block="hpm", width=128,
-              block_opts={"cardinality": 1}),
+              same_as="scale_width/hpm"),
         *[_pose(f"card{c}", f"HPM cardinality {c} (F=128, §7.2 widths: fewer parameters)", None, None,
                 block="hpm", width=128, block_opts={"cardinality": c}) for c in (2, 4, 8)],
         *[_pose(f"card{c}_const", f"HPM cardinality {c} (F=128, constant parameters)", None, None,
