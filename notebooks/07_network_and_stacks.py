@@ -22,7 +22,16 @@
 # 100 per stage). Frozen stacks run in eval mode, so their BatchNorm statistics stay fixed
 # (tests/test_train.py checks it bit for bit).
 #
-# **Data.** `python -m tinybin.experiments run table10 table11 --seeds 5`.
+# Fig. 13 is measured on fully trained networks: the `fig13` experiment trains the real
+# bottleneck, the binary bottleneck and the binary HPM of Tables 1-2 again (same configs, same
+# seeds, 3 of them; the earlier runs kept no weights), and every run stores how smooth its
+# first, middle and last feature maps are on 16 test crops. Claims, fixed before the runs: at the
+# last layer each binary network's lag-1 autocorrelation is lower than the real one's and its
+# high-frequency share higher (paired over seeds), and the autocorrelation gap is larger at the
+# last layer than at the first ("as we move on to the last layers").
+#
+# **Data.** `python -m tinybin.experiments run table10 table11 --seeds 5` and
+# `python -m tinybin.experiments run fig13 --seeds 3`.
 #
 # **CPU time.** About 3 minutes (three live networks trained for `LIVE_STEPS` steps, timing);
 # `TINYBIN_QUICK=1`: seconds.
@@ -137,7 +146,48 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## 3. Table 10
+# ## 2b. Fig. 13 on fully trained networks
+#
+# The live networks above trained for a few hundred steps. The `fig13` runs are the three
+# networks of Tables 1-2 after the whole budget; the table below is `report fig13`: PCKh first,
+# then both smoothness numbers per layer with the paired difference against the real bottleneck,
+# then whether that difference grows from the first layer to the last.
+
+# %%
+FIG13_SEEDS = 3
+root13, source13 = results_root("fig13", FIG13_SEEDS)
+if root13 is not None:
+    show_md(f"Source: {source13}.\n\n" + E.report("fig13", root13))
+    ft = {(e["row"], e["layer"], e["stat"]): e for e in E.feature_noise_table("fig13", root13)}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    rows13 = [r.name for r in E.get("fig13").rows]
+    for ax, stat in zip(axes, E.NOISE_STATS):
+        for i, row in enumerate(rows13):
+            res13 = E.load_results("fig13", root13)[row]
+            for lay_i, layer in enumerate(E.NOISE_LAYERS):
+                v = list(E.feature_noise_by_seed(res13, layer, stat).values())
+                ax.scatter([lay_i + 0.12 * (i - 1)] * len(v), v, s=14, color=f"C{i}",
+                           label=E.get("fig13").row(row).label if lay_i == 0 else None)
+            m = [ft[(row, lay, stat)]["ms"]["mean"] for lay in E.NOISE_LAYERS]
+            ax.plot(np.arange(3) + 0.12 * (i - 1), m, color=f"C{i}", lw=1)
+        ax.set_xticks(range(3), E.NOISE_LAYERS)
+        ax.set_title(E.NOISE_STATS[stat], fontsize=9)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Fig. 13, measured: feature-map smoothness per layer (dots: seeds, line: mean)", fontsize=10)
+    plt.tight_layout()
+    plt.show()
+    # The fig13 rows repeat runs of Tables 1-2 (same configs, same seeds): do they reproduce them?
+    twins = {"bottleneck_real": ("table1", "bottleneck_real"), "bottleneck_binary": ("table2", "bottleneck"),
+             "hpm_binary": ("table2", "hpm")}
+    same = diffs = 0
+    for row, (e_name, r_name) in twins.items():
+        old_runs = {r["seed"]: r["metrics"]["pckh"] for r in E.load_results(e_name, RESULTS)[r_name]}
+        for r in E.load_results("fig13", root13)[row]:
+            if r["seed"] in old_runs and not r.get("quick"):
+                same += old_runs[r["seed"]] == r["metrics"]["pckh"]
+                diffs += 1
+    if diffs:
+        print(f"PCKh of the fig13 runs equal to the Tables 1-2 runs of the same seed: {same} of {diffs}")
 
 # %%
 root10, source10 = results_root("table10", SEEDS)
@@ -174,9 +224,21 @@ if root11 is not None:
         d = E.paired_difference(a, b)
         print(f"{key}: 3 stacks - 2 stacks {E._fmt_diff(d)}; paper +1.4 (a smaller step than 1 -> 2: "
               f"saturation): {E.claim_verdict(d, +1)} that a third stack still helps")
+if root13 is not None:
+    claims13 = [("bottleneck_binary", "autocorr", -1), ("hpm_binary", "autocorr", -1),
+                ("bottleneck_binary", "high_freq", +1), ("hpm_binary", "high_freq", +1)]
+    lines = ["| claim (Fig. 13, last layer) | ours Δ vs real, mean [95% CI] | verdict | "
+             "growth first -> last layer | verdict |", "|---|---|---|---|---|"]
+    for row, stat, sign in claims13:
+        e = ft[(row, "last", stat)]
+        word = "lower" if sign < 0 else "higher"
+        lines.append(f"| {E.get('fig13').row(row).label}: {stat} {word} than the real network's | "
+                     f"{NB.fmt_ci(e['diff'], digits=3)} | {E.claim_verdict(e['diff'], sign)} | "
+                     f"{NB.fmt_ci(e['deepening'], digits=3)} | {E.claim_verdict(e['deepening'], sign)} |")
+    show_md("\n".join(lines))
 print(f"speed: the improved HG's forward pass took {100 * speedup:.0f}% less time here (paper: up to 20% faster)")
 last = {k: noise[k]["last"]["autocorr"] for k in kinds}
-print("last-layer autocorrelation: " + ", ".join(f"{k} {v:.2f}" for k, v in last.items())
+print("live networks, last-layer autocorrelation: " + ", ".join(f"{k} {v:.2f}" for k, v in last.items())
       + (" -- the binary maps are less smooth, as Fig. 13 says" if max(last["binary bottleneck"], last["binary HPM"])
          < last["real bottleneck"] else " -- the binary maps are not less smooth here than the real one")
       + f" (live networks, {LIVE_STEPS} steps: indicative only).")

@@ -86,6 +86,22 @@ def test_capture_and_feature_maps_leave_the_network_untouched():
         A.capture(net, ["nope"], x)
 
 
+def test_middle_feature_layer_is_wide_enough_to_measure():
+    # the middle of the forward order is the 2 x 2 lowest level of the downscaled hourglass; the
+    # "middle" map is the middle of the blocks at least MIN_MAP wide
+    net = tb.HourGlass.downscaled(block="bottleneck", seed=0)
+    x = np.random.default_rng(0).uniform(0, 1, (1, 64, 64, 3)).astype(np.float32)
+    order = A.block_order(net, x)
+    assert min(A.capture(net, [order[len(order) // 2]], x)[order[len(order) // 2]].shape[1:3]) < A.MIN_MAP
+    maps = A.feature_maps(net, x)
+    assert min(maps["middle"].shape[1:3]) >= A.MIN_MAP
+    name = A.feature_layers(net, x)["middle"][0]
+    wide = [n for n in order if min(A.capture(net, [n], x)[n].shape[1:3]) >= A.MIN_MAP]
+    assert name == wide[len(wide) // 2]
+    tiny = A.feature_layers(net, x, min_size=10 ** 6)["middle"][0]   # none that wide: all blocks
+    assert tiny == order[len(order) // 2]
+
+
 def test_claim_verdict_reads_the_confidence_interval():
     from tinybin.experiments import paired_difference
     up = paired_difference({0: 3.0, 1: 4.0, 2: 5.0}, {0: 1.0, 1: 1.0, 2: 1.0})    # +3, CI [0.5, 5.5]

@@ -5,7 +5,9 @@ import os
 
 import numpy as np
 import pytest
+from scipy import stats
 
+import tinybin as tb
 from tinybin import experiments as X
 
 
@@ -21,6 +23,22 @@ def test_every_experiment_row_builds_its_network():
 def test_quick_run_of_one_row_executes_every_path():
     r = X.run_one(X.get("table4"), X.get("table4").rows[1], seed=0, quick=True, progress=False)
     assert np.isfinite(r["metrics"]["pckh"]) and r["params"] > 0
+    fn = r["feature_noise"]  # Fig. 13's numbers, stored by every pose run
+    assert set(fn) == {"first", "middle", "last"}
+    assert all(set(v) == {"autocorr", "high_freq", "constant"} for v in fn.values())
+    assert all(-1 <= v["autocorr"] <= 1 and 0 <= v["high_freq"] <= 1 and 0 <= v["constant"] <= 1
+               for v in fn.values() if v["autocorr"] is not None)
+
+
+def test_feature_noise_is_noise_summary_of_the_three_maps():
+    from tinybin import analysis as A
+    net = tb.HourGlass(num_landmarks=16, block="hpm", width=16, depth=2, resolution=32, seed=0)
+    x = np.random.default_rng(1).uniform(0, 1, (3, 32, 32, 3)).astype(np.float32)
+    got = X.runner.feature_noise(net, x)
+    for layer, m in A.feature_maps(net, x).items():
+        want = A.noise_summary(m)
+        for k in want:
+            assert got[layer][k] == pytest.approx(want[k], abs=6e-6)
 
 
 def _fake_run_one(calls, interrupt_at=None):
@@ -403,3 +421,32 @@ def test_scale_check_pairs_the_change_of_a_difference_with_scale(tmp_path):
     assert r["scaled"]["pckh"]["n"] == 0 and r["shift"]["pckh"]["n"] == 0 and r["base"]["pckh"]["n"] == 3
     rep = X.report("scale_width", root)
     assert "change = here - base" in rep and f"{shift['mean']:+.1f} [{shift['lo']:+.1f}, {shift['hi']:+.1f}] (3)" in rep
+
+
+def test_feature_noise_table_and_report_section_by_hand(tmp_path):
+    # fig13's section: mean ± std per (row, layer, stat), paired differences against the real
+    # bottleneck, and whether the gap grows from the first to the last layer; hand-made values
+    exp = X.get("fig13")
+    base = X.run_one(exp, exp.row("bottleneck_real"), seed=0, quick=True, progress=False)
+    auto = {"bottleneck_real": {"first": [0.8, 0.8, 0.8], "last": [0.7, 0.72, 0.74]},
+            "bottleneck_binary": {"first": [0.7, 0.75, 0.8], "last": [0.3, 0.4, 0.5]},
+            "hpm_binary": {"first": [0.8, 0.8, 0.8], "last": [0.6, 0.6, 0.6]}}
+    for row, layers in auto.items():
+        for seed in range(3):
+            fn = {lay: {"autocorr": layers.get(lay, [0.5] * 3)[seed], "high_freq": 0.25 + 0.01 * seed, "constant": 0.0}
+                  for lay in X.NOISE_LAYERS}
+            X.write_result(X.result_path("fig13", row, seed, str(tmp_path)),
+                           dict(base, row=row, seed=seed, feature_noise=fn))
+    table = {(e["row"], e["layer"], e["stat"]): e for e in X.feature_noise_table("fig13", str(tmp_path))}
+    e = table[("bottleneck_binary", "last", "autocorr")]
+    assert e["ms"]["mean"] == pytest.approx(0.4) and e["ms"]["std"] == pytest.approx(0.1)
+    t = stats.t.ppf(0.975, 2)
+    assert e["diff"]["mean"] == pytest.approx(-0.32) and e["diff"]["half"] == pytest.approx(t * 0.08 / np.sqrt(3))
+    # gaps: last (-0.40, -0.32, -0.24), first (-0.10, -0.05, 0.00) -> deepening (-0.30, -0.27, -0.24)
+    assert e["deepening"]["mean"] == pytest.approx(-0.27) and e["deepening"]["half"] == pytest.approx(t * 0.03 / np.sqrt(3))
+    h = table[("hpm_binary", "last", "high_freq")]
+    assert h["diff"]["mean"] == pytest.approx(0.0, abs=1e-12) and h["deepening"]["mean"] == pytest.approx(0.0, abs=1e-12)
+    assert table[("bottleneck_real", "last", "autocorr")]["diff"] is None      # the reference row
+    rep = X.report("fig13", str(tmp_path))
+    assert "| Bottleneck (binary) | last | 0.400 ± 0.100 (3) | -0.320 [" in rep
+    assert "Does the gap to bottleneck_real grow towards the last layer?" in rep and "-0.270 [" in rep

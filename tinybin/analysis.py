@@ -259,14 +259,25 @@ def block_order(net: Module, images: np.ndarray) -> list[str]:
     return order
 
 
-def feature_layers(net: Module, images: np.ndarray) -> dict[str, tuple[str, bool]]:
+MIN_MAP = 8  # narrower maps have too few neighbour pairs and frequencies to measure smoothness
+
+
+def feature_layers(net: Module, images: np.ndarray, min_size: int = MIN_MAP) -> dict[str, tuple[str, bool]]:
     """Fig. 13's three layers of an `HourGlass`: {"first": (name, False), "middle": (name, False),
     "last": (name, True)} for `capture`: the output of the first residual block, of the block in
     the middle of the forward order, and the input of the last stack's output conv (the features
-    "right before the very last layer"). The bool says whether to capture the module's input."""
+    "right before the very last layer"). The bool says whether to capture the module's input.
+
+    The paper does not say which layer is its "middle" one. The middle of the forward order is
+    the hourglass's lowest level, 2 x 2 pixels in the downscaled network (R = 64, D = 3), where a
+    lag-1 autocorrelation has two pairs per row and every non-constant frequency is the Nyquist
+    one; so "middle" is the middle of the blocks whose output is at least `min_size` pixels wide
+    (all blocks if none is)."""
     order = block_order(net, images)
+    outs = capture(net, order, images[:1])
+    wide = [n for n in order if min(outs[n].shape[1:3]) >= min_size] or order
     last = f"stacks.{len(net.stacks) - 1}.out"
-    return {"first": (order[0], False), "middle": (order[len(order) // 2], False), "last": (last, True)}
+    return {"first": (order[0], False), "middle": (wide[len(wide) // 2], False), "last": (last, True)}
 
 
 def feature_maps(net: Module, images: np.ndarray) -> dict[str, np.ndarray]:

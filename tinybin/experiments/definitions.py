@@ -195,6 +195,17 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         _pose("stacks3", "3 stacks", 81.3, "17.8M", block="hpm", stacks=3,
               train={"sequential_stacks": True, "stage_fraction": 2 / 7, "finetune_fraction": 1 / 7}),
     ], reference="stacks1"),
+    # Fig. 13 (§8.2): the binary networks' last-layer features are "more noisy and blurry" than the
+    # real one's, the paper's reason why stacking helps binary networks less. The three networks
+    # of Tables 1-2, trained again (those runs kept no weights) with the same configs and seeds:
+    # every pose run stores `feature_noise`, the smoothness of its first, middle and last feature
+    # maps on 16 test crops (`runner.feature_noise`). The table is their PCKh; notebook 07 compares
+    # the feature numbers.
+    Experiment("fig13", "Feature maps of real and binary hourglasses", "Fig. 13", "pckh", [
+        _pose("bottleneck_real", "Bottleneck (real)", 76.5, "3.5M", block="bottleneck", binary=False),
+        _pose("bottleneck_binary", "Bottleneck (binary)", 67.2, "3.5M", block="bottleneck"),
+        _pose("hpm_binary", "HPM (binary)", 76.0, "6.2M", block="hpm"),
+    ], reference="bottleneck_real"),
     Experiment("face", "Face alignment, 68 points, NME by yaw (yaw uniform over [-90, 90])",
                "Table 9 (AFLW2000-3D)", "nme", [
         Row("face_hpm_binary", "Binary HPM (ours)", net={"block": "hpm", "num_landmarks": 68}, data="face_yaw90",

@@ -610,7 +610,80 @@ def _scale_section(exp: Experiment, summ: list[dict], keys: list[str], root: str
     return lines
 
 
+NOISE_LAYERS = ("first", "middle", "last")
+NOISE_STATS = {"autocorr": "lag-1 autocorrelation (lower: noisier)",
+               "high_freq": "high-frequency share (higher: noisier)"}
+
+
+def feature_noise_by_seed(results: list[dict], layer: str, stat: str) -> dict[int, float]:
+    """{seed: result["feature_noise"][layer][stat]} over the results that stored it."""
+    out = {}
+    for r in results:
+        v = (r.get("feature_noise") or {}).get(layer, {}).get(stat)
+        if v is not None:
+            out[r["seed"]] = float(v)
+    return out
+
+
+def feature_noise_table(name: str, root: str = RESULTS) -> list[dict]:
+    """Fig. 13's numbers of experiment `name`: one entry per (row, layer, stat) with the mean ± std
+    over seeds (`ms`), the paired difference against the reference row (`diff`), and, for the
+    "last" layer, the paired difference of that difference between the last and the first layer
+    (`deepening`: does the gap to the reference grow towards the last layers?)."""
+    exp = get(name)
+    res = load_results(name, root)
+    ref = res.get(exp.reference, []) if exp.reference else []
+    out = []
+    for row in exp.rows:
+        for layer in NOISE_LAYERS:
+            for stat in NOISE_STATS:
+                v = feature_noise_by_seed(res[row.name], layer, stat)
+                e = {"row": row.name, "label": row.label, "layer": layer, "stat": stat, "ms": _mean_std(list(v.values())),
+                     "diff": None, "deepening": None}
+                if ref and row.name != exp.reference:
+                    e["diff"] = paired_difference(v, feature_noise_by_seed(ref, layer, stat))
+                    if layer == "last":
+                        def gap(lay):  # {seed: row - reference} at layer `lay`
+                            a = feature_noise_by_seed(res[row.name], lay, stat)
+                            b = feature_noise_by_seed(ref, lay, stat)
+                            return {k: a[k] - b[k] for k in a.keys() & b.keys()}
+                        e["deepening"] = paired_difference(gap("last"), gap("first"))
+                out.append(e)
+    return out
+
+
+def _feature_section(exp: Experiment, summ: list[dict], keys: list[str], root: str) -> list[str]:
+    """Report section of `fig13`: how smooth each row's feature maps are at the first, middle and
+    last layer (`runner.feature_noise`), with paired differences against the reference row."""
+    table = feature_noise_table(exp.name, root)
+    if not any(e["ms"]["n"] for e in table):
+        return []
+    lines = ["", "Feature maps (16 test crops; mean over channels): " + "; ".join(NOISE_STATS.values())
+             + f". Δ = row - {exp.reference}, paired over seeds; mean [95% CI] (pairs)", "",
+             "| row | layer | " + " | ".join(f"{s}, mean ± std | {s}: Δ vs ref" for s in NOISE_STATS) + " |",
+             "|---|---|" + "---|---|" * len(NOISE_STATS)]
+    by = {(e["row"], e["layer"], e["stat"]): e for e in table}
+    for row in exp.rows:
+        for layer in NOISE_LAYERS:
+            cells = [row.label, layer]
+            for stat in NOISE_STATS:
+                e = by[(row.name, layer, stat)]
+                ms = e["ms"]
+                cells.append("–" if not ms["n"] else f"{ms['mean']:.3f} ± {ms['std']:.3f} ({ms['n']})")
+                cells.append("ref" if row.name == exp.reference else _fmt_diff(e["diff"], 3))
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Does the gap to {exp.reference} grow towards the last layer? (row - ref at the last layer) - "
+              "(row - ref at the first), paired over seeds", "",
+              "| row | " + " | ".join(NOISE_STATS) + " |", "|---|" + "---|" * len(NOISE_STATS)]
+    for row in exp.rows:
+        if row.name != exp.reference:
+            lines.append(f"| {row.label} | " + " | ".join(_fmt_diff(by[(row.name, 'last', s)]['deepening'], 3)
+                                                          for s in NOISE_STATS) + " |")
+    return lines
+
+
 # Extra report sections after an experiment's table: name -> fn(exp, summary rows, metric keys, root).
-REPORT_SECTIONS = {"beyond": _beyond_section, "scale_width": _scale_section, "scale_resolution": _scale_section}
+REPORT_SECTIONS = {"beyond": _beyond_section, "scale_width": _scale_section, "scale_resolution": _scale_section,
+                   "fig13": _feature_section}
 
 

@@ -164,6 +164,8 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
     }
     if per_stack is not None:
         out["metrics_per_stack"] = per_stack
+    if row.data == "pose":  # Fig. 13's numbers for every trained pose network
+        out["feature_noise"] = feature_noise(net, evalset.batch(np.arange(min(16, len(evalset))))["image"])
     if "distances" in res:
         out["distances"] = _json_rows(res["distances"])
     elif row.data == "face":
@@ -180,6 +182,15 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
 
 
 CKPT_EVERY = 500  # steps between the checkpoints of a run in progress
+
+
+def feature_noise(net, images: np.ndarray) -> dict:
+    """{"first" | "middle" | "last": {"autocorr", "high_freq", "constant"}}: how smooth the trained
+    network's feature maps are at Fig. 13's three layers (`analysis.feature_maps`,
+    `analysis.noise_summary`), averaged over channels and `images`; rounded to 5 digits."""
+    from .. import analysis as A
+    return {layer: {k: round(v, 5) if math.isfinite(v) else None for k, v in A.noise_summary(m).items()}
+            for layer, m in A.feature_maps(net, images).items()}
 
 
 # ---- distillation teachers (beyond the paper) -------------------------------------------------
