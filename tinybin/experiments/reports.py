@@ -521,7 +521,9 @@ def seed_scores(spec: str, key: str, root: str = RESULTS) -> dict[int, float | N
     return _by_seed(load_results(name, root).get(row, []), key, None)
 
 
-def _seed_diff(a: str, b: str, key: str, root: str) -> dict[int, float]:
+def seed_difference(a: str, b: str, key: str, root: str = RESULTS) -> dict[int, float]:
+    """{seed: score of row a - score of row b} at metric `key` over the seeds both have; a, b are
+    "experiment/row". Rows of different experiments pair too: seed k is the same data and batches."""
     sa, sb = seed_scores(a, key, root), seed_scores(b, key, root)
     return {s: sa[s] - sb[s] for s in set(sa) & set(sb) if sa[s] is not None and sb[s] is not None}
 
@@ -543,8 +545,8 @@ def scale_check(root: str = RESULTS, keys=("pckh", "pckh_matched")) -> list[dict
         for exp_name, (srow, sref) in scaled.items():
             e = dict(label=label, scale=exp_name, base={}, scaled={}, shift={})
             for k in keys:
-                b = _seed_diff(row, ref, k, root)
-                s = _seed_diff(f"{exp_name}/{srow}", f"{exp_name}/{sref}", k, root)
+                b = seed_difference(row, ref, k, root)
+                s = seed_difference(f"{exp_name}/{srow}", f"{exp_name}/{sref}", k, root)
                 e["base"][k] = paired_difference(b, {x: 0.0 for x in b})
                 e["scaled"][k] = paired_difference(s, {x: 0.0 for x in s})
                 e["shift"][k] = paired_difference(s, b)
