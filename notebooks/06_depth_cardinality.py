@@ -69,8 +69,9 @@ plot_paired, verdicts = NB.plot_paired, NB.verdict_table
 
 SEEDS = 5
 F_RF = 32 if QUICK else 128                     # width of the blocks whose receptive field we measure
-DEPTHS = [r.net.get("block_opts", {}).get("depth", 3) for r in E.get("fig9").rows]   # depth 3: the default block
-CARD_OPTS = [r.net.get("block_opts", {"cardinality": 1}) for r in E.get("fig10").rows]   # {"cardinality": C[, "constant_params": True]}
+DEPTHS = [r.net.get("block_opts", {}).get("depth", 3) for r in E.get("fig9").rows]  # 3: the default
+# {"cardinality": C[, "constant_params": True]}; cardinality 1: the default block
+CARD_OPTS = [r.net.get("block_opts", {"cardinality": 1}) for r in E.get("fig10").rows]
 if QUICK:
     DEPTHS, CARD_OPTS = [d for d in DEPTHS if d <= 5], [o for o in CARD_OPTS if o["cardinality"] <= 4]
 

@@ -62,8 +62,8 @@ from .reports import (  # noqa: F401
     curves_report, SELECT_LAST, SELECT_TIE, calibration_choice, calibration_report, budget_choice, budget_report,
     BUDGET_TOL, BUDGET_MIN,
     PAPER_TABLE1_PARTS, parts_report, claim_verdict, gap_closed, REPORT_SECTIONS,
-    SCALE_COMPARISONS, seed_scores, seed_difference, scale_check, loss_drift, NOISE_LAYERS, NOISE_STATS, feature_noise_by_seed,
-    feature_noise_table,
+    SCALE_COMPARISONS, seed_scores, seed_difference, scale_check, loss_drift,
+    NOISE_LAYERS, NOISE_STATS, feature_noise_by_seed, feature_noise_table,
 )
 from .faces import (  # noqa: F401
     FACE_ALPHA, PAPER_RESOLUTION, face_cell_nme, face_matched_alpha, face_errors, FACE_BINS, face_scores,

@@ -521,11 +521,15 @@ def seed_scores(spec: str, key: str, root: str = RESULTS) -> dict[int, float | N
     return _by_seed(load_results(name, root).get(row, []), key, None)
 
 
+def _dict_difference(a: dict, b: dict) -> dict:
+    """{seed: a[seed] - b[seed]} over the seeds where both are not None."""
+    return {s: a[s] - b[s] for s in set(a) & set(b) if a[s] is not None and b[s] is not None}
+
+
 def seed_difference(a: str, b: str, key: str, root: str = RESULTS) -> dict[int, float]:
     """{seed: score of row a - score of row b} at metric `key` over the seeds both have; a, b are
     "experiment/row". Rows of different experiments pair too: seed k is the same data and batches."""
-    sa, sb = seed_scores(a, key, root), seed_scores(b, key, root)
-    return {s: sa[s] - sb[s] for s in set(sa) & set(sb) if sa[s] is not None and sb[s] is not None}
+    return _dict_difference(seed_scores(a, key, root), seed_scores(b, key, root))
 
 
 def scale_check(root: str = RESULTS, keys=("pckh", "pckh_matched")) -> list[dict]:
@@ -640,16 +644,14 @@ def feature_noise_table(name: str, root: str = RESULTS) -> list[dict]:
         for layer in NOISE_LAYERS:
             for stat in NOISE_STATS:
                 v = feature_noise_by_seed(res[row.name], layer, stat)
-                e = {"row": row.name, "label": row.label, "layer": layer, "stat": stat, "ms": _mean_std(list(v.values())),
-                     "diff": None, "deepening": None}
+                e = {"row": row.name, "label": row.label, "layer": layer, "stat": stat,
+                     "ms": _mean_std(list(v.values())), "diff": None, "deepening": None}
                 if ref and row.name != exp.reference:
-                    e["diff"] = paired_difference(v, feature_noise_by_seed(ref, layer, stat))
+                    gap = {lay: _dict_difference(feature_noise_by_seed(res[row.name], lay, stat),
+                                                 feature_noise_by_seed(ref, lay, stat)) for lay in (layer, "first")}
+                    e["diff"] = paired_difference(gap[layer], {k: 0.0 for k in gap[layer]})
                     if layer == "last":
-                        def gap(lay):  # {seed: row - reference} at layer `lay`
-                            a = feature_noise_by_seed(res[row.name], lay, stat)
-                            b = feature_noise_by_seed(ref, lay, stat)
-                            return {k: a[k] - b[k] for k in a.keys() & b.keys()}
-                        e["deepening"] = paired_difference(gap("last"), gap("first"))
+                        e["deepening"] = paired_difference(gap["last"], gap["first"])
                 out.append(e)
     return out
 
@@ -679,8 +681,8 @@ def _feature_section(exp: Experiment, summ: list[dict], keys: list[str], root: s
               "| row | " + " | ".join(NOISE_STATS) + " |", "|---|" + "---|" * len(NOISE_STATS)]
     for row in exp.rows:
         if row.name != exp.reference:
-            lines.append(f"| {row.label} | " + " | ".join(_fmt_diff(by[(row.name, 'last', s)]['deepening'], 3)
-                                                          for s in NOISE_STATS) + " |")
+            cells = [_fmt_diff(by[(row.name, "last", s)]["deepening"], 3) for s in NOISE_STATS]
+            lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
     return lines
 
 
