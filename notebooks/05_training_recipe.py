@@ -8,15 +8,15 @@
 # increased the gradients by 10-15x") and max pooling by the share of +1 after it ("close to 50
 # percent").
 #
-# **Protocol** (README, "The experimental protocol"; fixed before any test number exists). Every row trains with the
-# validation-chosen recipe and budget of that protocol (`tinybin.experiments.RECIPE` or
-# the recipe file given to the runner) on `HourGlass.downscaled`; rows share seeds (same data,
+# **Protocol** (README, "The experimental protocol"; fixed before any test number exists). Every row
+# trains with the validation-chosen recipe and budget of that protocol (`tinybin.experiments.RECIPE`
+# or the recipe file given to the runner) on `HourGlass.downscaled`; rows share seeds (same data,
 # same order), so each row is compared with the table's reference row by the **paired difference
 # over seeds**, mean and 95% t-interval, at `pckh` (PCKh@0.5 at our scale) and at `pckh_matched`
 # (PCKh at the tolerance in heatmap cells that PCKh@0.5 allows on 256-px MPII crops), with flip
-# testing. 5 seeds per row: each claim is a difference of a few points. A claim **agrees** when the interval excludes 0 on the paper's side, **disagrees**
-# when it excludes 0 on the other side, and is **unresolved** at this power otherwise; the verdict
-# cells compute this from the intervals.
+# testing. 5 seeds per row: each claim is a difference of a few points. A claim **agrees** when the
+# interval excludes 0 on the paper's side, **disagrees** when it excludes 0 on the other side, and
+# is **unresolved** at this power otherwise; the verdict cells compute this from the intervals.
 #
 # **Data.** `python -m tinybin.experiments run table4 --seeds 5`.
 #

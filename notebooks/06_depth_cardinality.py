@@ -6,15 +6,15 @@
 # a depth equal to 6, and then saturates and eventually degrades". Splitting it into C parallel
 # copies (Fig. 10, ResNeXt-like) "under-performs by 1 percent" compared with C = 1.
 #
-# **Protocol** (README, "The experimental protocol"; fixed before any test number exists). Every row trains with the
-# validation-chosen recipe and budget of that protocol (`tinybin.experiments.RECIPE` or
-# the recipe file given to the runner) on `HourGlass.downscaled`; rows share seeds (same data,
+# **Protocol** (README, "The experimental protocol"; fixed before any test number exists). Every row
+# trains with the validation-chosen recipe and budget of that protocol (`tinybin.experiments.RECIPE`
+# or the recipe file given to the runner) on `HourGlass.downscaled`; rows share seeds (same data,
 # same order), so each row is compared with the table's reference row by the **paired difference
 # over seeds**, mean and 95% t-interval, at `pckh` (PCKh@0.5 at our scale) and at `pckh_matched`
 # (PCKh at the tolerance in heatmap cells that PCKh@0.5 allows on 256-px MPII crops), with flip
-# testing. 5 seeds per row: the paper's differences are about one point. A claim **agrees** when the interval excludes 0 on the paper's side, **disagrees**
-# when it excludes 0 on the other side, and is **unresolved** at this power otherwise; the verdict
-# cells compute this from the intervals.
+# testing. 5 seeds per row: the paper's differences are about one point. A claim **agrees** when the
+# interval excludes 0 on the paper's side, **disagrees** when it excludes 0 on the other side, and
+# is **unresolved** at this power otherwise; the verdict cells compute this from the intervals.
 #
 # **Width.** At the notebooks' F = 64 the deep variants run out of channels (depth 5 ends with 4
 # channels, 2 in the F/2 stem blocks), so both experiments run at **F = 128** (R = 64, D = 3):
@@ -28,7 +28,9 @@
 # layer and narrower later ones per copy, within 4% of C = 1's parameters). The first set is what
 # the paper built; the second separates "more copies" from "fewer parameters".
 #
-# **Data.** `python -m tinybin.experiments run fig9 fig10 --seeds 5`.
+# **Data.** `python -m tinybin.experiments run fig9 fig10 --seeds 5`. Depth 3 with cardinality 1 is
+# the default block, the reference row of both figures: its runs are the binary HPM of the width
+# scale check (`scale_width/hpm`, the same network, recipe and seeds), trained once.
 #
 # **CPU time.** A few seconds (receptive fields on small real blocks); no training.
 

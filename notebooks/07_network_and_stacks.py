@@ -8,19 +8,19 @@
 # (Table 11). (iii) The paper's explanation: binary feature maps are "more noisy and blurry" in the
 # last layers (Fig. 13).
 #
-# **Protocol** (README, "The experimental protocol"; fixed before any test number exists). Every row trains with the
-# validation-chosen recipe and budget of that protocol (`tinybin.experiments.RECIPE` or
-# the recipe file given to the runner) on `HourGlass.downscaled`; rows share seeds (same data,
+# **Protocol** (README, "The experimental protocol"; fixed before any test number exists). Every row
+# trains with the validation-chosen recipe and budget of that protocol (`tinybin.experiments.RECIPE`
+# or the recipe file given to the runner) on `HourGlass.downscaled`; rows share seeds (same data,
 # same order), so each row is compared with the table's reference row by the **paired difference
 # over seeds**, mean and 95% t-interval, at `pckh` (PCKh@0.5 at our scale) and at `pckh_matched`
 # (PCKh at the tolerance in heatmap cells that PCKh@0.5 allows on 256-px MPII crops), with flip
-# testing. 5 seeds per row (Table 10's claim is 0.6 points; Table 11's gains are a few). A claim **agrees** when the interval excludes 0 on the paper's side, **disagrees**
-# when it excludes 0 on the other side, and is **unresolved** at this power otherwise; the verdict
-# cells compute this from the intervals.
-# Stacked rows use the same total number of steps as one stack: 2 stacks 0.4 + 0.4 of it per stage
-# and 0.2 of joint fine-tuning, 3 stacks 2/7 per stage and 1/7 (the paper's 50 joint epochs after
-# 100 per stage). Frozen stacks run in eval mode, so their BatchNorm statistics stay fixed
-# (tests/test_train.py checks it bit for bit).
+# testing. 5 seeds per row (Table 10's claim is 0.6 points; Table 11's gains are a few). A claim
+# **agrees** when the interval excludes 0 on the paper's side, **disagrees** when it excludes 0 on
+# the other side, and is **unresolved** at this power otherwise; the verdict cells compute this from
+# the intervals. Stacked rows use the same total number of steps as one stack: 2 stacks 0.4 + 0.4 of
+# it per stage and 0.2 of joint fine-tuning, 3 stacks 2/7 per stage and 1/7 (the paper's 50 joint
+# epochs after 100 per stage). Frozen stacks run in eval mode, so their BatchNorm statistics stay
+# fixed (tests/test_train.py checks it bit for bit).
 #
 # Fig. 13 is measured on fully trained networks: the `fig13` experiment trains the real
 # bottleneck, the binary bottleneck and the binary HPM of Tables 1-2 again (same configs, same
