@@ -1,12 +1,12 @@
 """Benchmark: one training step of the binary hpm hourglass, tinybin against PyTorch CPU.
 
     python benchmarks/bench_train.py [--torch-python PY] [--baseline-src DIR] [--rounds 7]
-                                     [--threads 1 2] [--resolution 64] [--depth 3]
+                                     [--threads 1 2] [--resolution 64] [--depth 3] [--width 64]
 
 The step: batch 16, forward, pixel-wise sigmoid loss (paper eq. 2: sum over pixels, mean over
 maps), backward, RMSprop (alpha 0.99, eps 1e-8); data generation excluded. The network is
-`HourGlass.downscaled(block="hpm", binary=True)`: R=64, F=64, D=3, 16 landmarks (change R and D
-with --resolution/--depth; R=128, D=4 is the second configuration we track).
+`HourGlass.downscaled(block="hpm", binary=True)`: R=64, F=64, D=3, 16 landmarks (change R, D and F
+with --resolution/--depth/--width; R=128, D=4 and F=128 are the scale checks' configurations).
 
 Every implementation runs in its own worker process (this file with --worker), started once per
 thread count and kept alive; rounds are interleaved (one round = `--steps` timed steps of each
@@ -37,7 +37,7 @@ import time
 # printed for context: tinybin then against PyTorch 2.x CPU.
 BEFORE_TABLE = """reference (before the training-speed work): R=64 F=64 D=3 batch 16 | 1 thread: tinybin 0.161 s, PyTorch 0.111 s, 0.71x | 2 threads: 0.55x"""
 
-BATCH, LANDMARKS, WIDTH = 16, 16, 64
+BATCH, LANDMARKS = 16, 16
 
 
 def _data(resolution: int):
@@ -63,12 +63,13 @@ def _serve(step) -> None:
         print(json.dumps(ts), flush=True)
 
 
-def _tinybin_worker(threads: int, resolution: int, depth: int) -> None:
+def _tinybin_worker(threads: int, resolution: int, depth: int, width: int) -> None:
     import tinybin as tb
     from tinybin import Tensor
     tb.threads.set_num_threads(threads)
     x, t = _data(resolution)
-    net = tb.HourGlass.downscaled(block="hpm", binary=True, seed=0, resolution=resolution, depth=depth)
+    net = tb.HourGlass.downscaled(block="hpm", binary=True, seed=0, resolution=resolution, depth=depth,
+                                  width=width)
     opt = tb.optim.RMSprop(net.parameters(), lr=2.5e-4)
 
     def step():
@@ -78,7 +79,7 @@ def _tinybin_worker(threads: int, resolution: int, depth: int) -> None:
     _serve(step)
 
 
-def _torch_worker(threads: int, resolution: int, depth: int) -> None:
+def _torch_worker(threads: int, resolution: int, depth: int, width: int) -> None:
     """The same network and step in PyTorch (NCHW, float32): binary hpm blocks of
     BN -> sign (clipped STE) -> conv with sign(W) * mean|W| (STE to W), as tinybin."""
     import numpy as np
@@ -152,7 +153,7 @@ def _torch_worker(threads: int, resolution: int, depth: int) -> None:
     xa, ta = _data(resolution)
     x = torch.from_numpy(np.ascontiguousarray(xa.transpose(0, 3, 1, 2)))
     t = torch.from_numpy(np.ascontiguousarray(ta.transpose(0, 3, 1, 2)))
-    net = Net(WIDTH, depth, LANDMARKS)
+    net = Net(width, depth, LANDMARKS)
     opt = torch.optim.RMSprop(net.parameters(), lr=2.5e-4, alpha=0.99, eps=1e-8)
     n_maps = BATCH * LANDMARKS
 
@@ -167,7 +168,7 @@ def _torch_worker(threads: int, resolution: int, depth: int) -> None:
 # ---- driver --------------------------------------------------------------------------------------
 
 class Worker:
-    def __init__(self, name: str, python: str, threads: int, resolution: int, depth: int,
+    def __init__(self, name: str, python: str, threads: int, resolution: int, depth: int, width: int,
                  src: str | None = None):
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), TQDM_DISABLE="1")
         if src is not None:
@@ -176,7 +177,7 @@ class Worker:
         self.name = name
         self.p = subprocess.Popen(
             [python, os.path.abspath(__file__), "--worker", kind, "--threads", str(threads),
-             "--resolution", str(resolution), "--depth", str(depth)],
+             "--resolution", str(resolution), "--depth", str(depth), "--width", str(width)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True,
             cwd=os.path.abspath(src) if src is not None else None)
 
@@ -206,22 +207,24 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--resolution", type=int, default=64)
     ap.add_argument("--depth", type=int, default=3)
+    ap.add_argument("--width", type=int, default=64)
     ap.add_argument("--worker", choices=["tinybin", "torch"], help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker == "tinybin":
-        return _tinybin_worker(a.threads[0], a.resolution, a.depth)
+        return _tinybin_worker(a.threads[0], a.resolution, a.depth, a.width)
     if a.worker == "torch":
-        return _torch_worker(a.threads[0], a.resolution, a.depth)
+        return _torch_worker(a.threads[0], a.resolution, a.depth, a.width)
 
     print(BEFORE_TABLE)
-    print(f"this run: R={a.resolution} F={WIDTH} D={a.depth} batch {BATCH}, {a.rounds} rounds x "
+    print(f"this run: R={a.resolution} F={a.width} D={a.depth} batch {BATCH}, {a.rounds} rounds x "
           f"{a.steps} steps, load average {os.getloadavg()[0]:.2f}")
     for nt in a.threads:
-        workers = [Worker("tinybin", sys.executable, nt, a.resolution, a.depth)]
+        shape = (nt, a.resolution, a.depth, a.width)
+        workers = [Worker("tinybin", sys.executable, *shape)]
         if a.baseline_src:
-            workers.append(Worker("baseline", sys.executable, nt, a.resolution, a.depth, a.baseline_src))
+            workers.append(Worker("baseline", sys.executable, *shape, a.baseline_src))
         if a.torch_python:
-            workers.append(Worker("pytorch", a.torch_python, nt, a.resolution, a.depth))
+            workers.append(Worker("pytorch", a.torch_python, *shape))
         try:
             for w in workers:
                 w.run(3)                                   # compile / warm up
