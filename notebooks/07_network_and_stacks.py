@@ -151,7 +151,8 @@ plt.show()
 # The live networks above trained for a few hundred steps. The `fig13` runs are the three
 # networks of Tables 1-2 after the whole budget; the table below is `report fig13`: PCKh first,
 # then both smoothness numbers per layer with the paired difference against the real bottleneck,
-# then whether that difference grows from the first layer to the last.
+# then whether that difference grows from the first layer to the last. The figures: both numbers
+# per layer and seed, and the maps themselves (each run stored one channel per layer).
 
 # %%
 FIG13_SEEDS = 3
@@ -174,6 +175,24 @@ if root13 is not None:
         ax.set_title(E.NOISE_STATS[stat], fontsize=9)
     axes[0].legend(fontsize=8)
     fig.suptitle("Fig. 13, measured: feature-map smoothness per layer (dots: seeds, line: mean)", fontsize=10)
+    plt.tight_layout()
+    plt.show()
+    # Fig. 13 itself, from the trained networks: every run stored its first test crop's most varied
+    # channel at each layer (`feature_example`); seed 0 of each network.
+    fig, axes = plt.subplots(len(rows13), 3, figsize=(9, 3 * len(rows13)), squeeze=False)
+    for i, row in enumerate(rows13):
+        r0 = next((r for r in E.load_results("fig13", root13)[row] if r.get("feature_example")), None)
+        for j, layer in enumerate(E.NOISE_LAYERS):
+            ax = axes[i, j]
+            ax.set_axis_off()
+            if r0 is None:
+                continue
+            ex = r0["feature_example"][layer]
+            ax.imshow(np.array(ex["map"]), cmap="gray")
+            ac = r0["feature_noise"][layer]["autocorr"]
+            ax.set_title(f"{E.get('fig13').row(row).label}, {layer} (ch {ex['channel']}, seed {r0['seed']})\n"
+                         + ("autocorr –" if ac is None else f"autocorr {ac:.2f} (mean over channels)"), fontsize=8)
+    fig.suptitle("Fig. 13 from the trained fig13 runs: first, middle and last feature maps", fontsize=10)
     plt.tight_layout()
     plt.show()
     # The fig13 rows repeat runs of Tables 1-2 (same configs, same seeds): do they reproduce them?

@@ -23,7 +23,8 @@ def test_every_experiment_row_builds_its_network():
 def test_quick_run_of_one_row_executes_every_path():
     r = X.run_one(X.get("table4"), X.get("table4").rows[1], seed=0, quick=True, progress=False)
     assert np.isfinite(r["metrics"]["pckh"]) and r["params"] > 0
-    fn = r["feature_noise"]  # Fig. 13's numbers, stored by every pose run
+    fn = r["feature_noise"]  # Fig. 13's numbers and maps, stored by every pose run
+    assert set(r["feature_example"]) == {"first", "middle", "last"}
     assert set(fn) == {"first", "middle", "last"}
     assert all(set(v) == {"autocorr", "high_freq", "constant"} for v in fn.values())
     assert all(-1 <= v["autocorr"] <= 1 and 0 <= v["high_freq"] <= 1 and 0 <= v["constant"] <= 1
@@ -34,11 +35,15 @@ def test_feature_noise_is_noise_summary_of_the_three_maps():
     from tinybin import analysis as A
     net = tb.HourGlass(num_landmarks=16, block="hpm", width=16, depth=2, resolution=32, seed=0)
     x = np.random.default_rng(1).uniform(0, 1, (3, 32, 32, 3)).astype(np.float32)
-    got = X.runner.feature_noise(net, x)
-    for layer, m in A.feature_maps(net, x).items():
+    maps = A.feature_maps(net, x)
+    got, ex = X.runner.feature_noise(maps), X.runner.feature_example(maps)
+    for layer, m in maps.items():
         want = A.noise_summary(m)
         for k in want:
             assert got[layer][k] == pytest.approx(want[k], abs=6e-6)
+        c = ex[layer]["channel"]           # the first image's most varied channel, 3 decimals
+        assert m[0, ..., c].std() == pytest.approx(m[0].reshape(-1, m.shape[-1]).std(0).max(), rel=1e-5)
+        np.testing.assert_allclose(ex[layer]["map"], m[0, ..., c], atol=5e-4 + 1e-6)
 
 
 def _fake_run_one(calls, interrupt_at=None):

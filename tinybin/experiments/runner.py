@@ -164,8 +164,10 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
     }
     if per_stack is not None:
         out["metrics_per_stack"] = per_stack
-    if row.data == "pose":  # Fig. 13's numbers for every trained pose network
-        out["feature_noise"] = feature_noise(net, evalset.batch(np.arange(min(16, len(evalset))))["image"])
+    if row.data == "pose":  # Fig. 13's numbers and maps for every trained pose network
+        from ..analysis import feature_maps
+        maps = feature_maps(net, evalset.batch(np.arange(min(16, len(evalset))))["image"])
+        out["feature_noise"], out["feature_example"] = feature_noise(maps), feature_example(maps)
     if "distances" in res:
         out["distances"] = _json_rows(res["distances"])
     elif row.data == "face":
@@ -184,13 +186,25 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
 CKPT_EVERY = 500  # steps between the checkpoints of a run in progress
 
 
-def feature_noise(net, images: np.ndarray) -> dict:
-    """{"first" | "middle" | "last": {"autocorr", "high_freq", "constant"}}: how smooth the trained
-    network's feature maps are at Fig. 13's three layers (`analysis.feature_maps`,
-    `analysis.noise_summary`), averaged over channels and `images`; rounded to 5 digits."""
-    from .. import analysis as A
-    return {layer: {k: round(v, 5) if math.isfinite(v) else None for k, v in A.noise_summary(m).items()}
-            for layer, m in A.feature_maps(net, images).items()}
+def feature_noise(maps: dict[str, np.ndarray]) -> dict:
+    """{"first" | "middle" | "last": {"autocorr", "high_freq", "constant"}}: how smooth the feature
+    maps of Fig. 13's three layers are (`maps` = `analysis.feature_maps(net, images)`), by
+    `analysis.noise_summary`, averaged over channels and images; rounded to 5 digits."""
+    from ..analysis import noise_summary
+    return {layer: {k: round(v, 5) if math.isfinite(v) else None for k, v in noise_summary(m).items()}
+            for layer, m in maps.items()}
+
+
+def feature_example(maps: dict[str, np.ndarray]) -> dict:
+    """{layer: {"channel": c, "map": h x w nested list}}: per layer of `analysis.feature_maps`, the
+    first image's channel with the largest spatial standard deviation (3 decimals), so a notebook
+    can draw Fig. 13 from the trained network without its weights."""
+    out = {}
+    for layer, m in maps.items():
+        img = m[0]
+        c = int(np.argmax(img.reshape(-1, img.shape[-1]).std(0)))
+        out[layer] = {"channel": c, "map": np.round(img[..., c].astype(np.float64), 3).tolist()}
+    return out
 
 
 # ---- distillation teachers (beyond the paper) -------------------------------------------------
