@@ -128,6 +128,57 @@ def test_binary_conv2d_is_exact_integer_conv_times_alpha(case, seed):
     np.testing.assert_array_equal(y, ints.astype(np.float32) * alpha)
 
 
+@given(case=conv_cases(kernels=(1, 3, 7), max_c=140), seed=seeds)
+def test_binary_conv2d_signed_forward_on_the_xnor_kernel_is_bit_identical(case, seed):
+    # signed=True runs the forward on packed bits (here at any size: no cut-offs): the same
+    # float32 numbers as the float GEMM, including zero padding, strides and channel tails past 64
+    from tinybin.kernels import xnor
+    if not xnor.HAVE_FAST_KERNEL:
+        pytest.skip("no fast XNOR kernel on this code target: signed=True takes the float path")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(F, "PACKED_MIN_K", 0)
+        mp.setattr(F, "PACKED_MIN_WORK", 0)
+        _signed_equals_float(case, seed)
+
+
+def _signed_equals_float(case, seed):
+    xs, ws, stride, pad = case
+    r = np.random.default_rng(seed)
+    xsgn = F.sign(array_with_zeros(r, xs, np.float32))
+    w = array_with_zeros(r, ws, np.float32)
+    x1, w1 = Tensor(xsgn, requires_grad=True), Tensor(w, requires_grad=True)
+    x2, w2 = Tensor(xsgn.copy(), requires_grad=True), Tensor(w.copy(), requires_grad=True)
+    y1 = F.binary_conv2d(x1, w1, stride, pad, signed=True)
+    y2 = F.binary_conv2d(x2, w2, stride, pad)
+    assert y1.data.dtype == np.float32 and np.array_equal(y1.data, y2.data)
+    g = r.standard_normal(y1.shape).astype(np.float32)
+    y1.backward(g)
+    y2.backward(g)
+    assert np.array_equal(x1.grad, x2.grad) and np.array_equal(w1.grad, w2.grad)
+
+
+def test_binary_conv2d_signed_path_runs_only_when_asked_possible_and_large(monkeypatch):
+    from tinybin.kernels import xnor
+    calls, packed = [], F._packed_sign_conv
+    monkeypatch.setattr(F, "_packed_sign_conv", lambda *a: calls.append(a[0].shape) or packed(*a))
+    fast = xnor.HAVE_FAST_KERNEL
+    small = Tensor(np.ones((1, 4, 4, 3), np.float32)), Tensor(np.ones((2, 3, 3, 3), np.float32))
+    big = Tensor(np.ones((16, 16, 16, 64), np.float32)), Tensor(np.ones((64, 3, 3, 64), np.float32))
+    F.binary_conv2d(*small, 1, 1, signed=True)    # 27 x 2 x 16 multiply-adds: the float GEMM
+    F.binary_conv2d(*big, 1, 1)                   # large, but not promised to be ±1
+    assert calls == []
+    F.binary_conv2d(*big, 1, 1, signed=True)      # K = 576, 151M multiply-adds: packed
+    assert calls == ([(16, 16, 16, 64)] if fast else [])
+    monkeypatch.setattr(F, "PACKED_MIN_K", 0)
+    monkeypatch.setattr(F, "PACKED_MIN_WORK", 0)
+    F.binary_conv2d(*small, 1, 1, signed=True)    # no cut-offs: packed
+    F.binary_conv2d(Tensor(np.ones((1, 4, 4, 3))), Tensor(np.ones((2, 3, 3, 3))), 1, 1, signed=True)  # float64
+    assert calls == ([(16, 16, 16, 64), (1, 4, 4, 3)] if fast else [])
+    monkeypatch.setattr(F, "PACKED_FORWARD", False)                               # switched off
+    F.binary_conv2d(*big, 1, 1, signed=True)
+    assert len(calls) == (2 if fast else 0)
+
+
 @given(conv_cases(kernels=(1, 3), max_c=40), seeds)
 def test_binary_conv2d_gradients_equal_conv_of_binarized_weights(case, seed):
     # the fused op must back-propagate exactly like conv2d(x, binarize_weights(w))

@@ -395,6 +395,30 @@ def test_fused_bn_sign_gradient_is_the_ste_through_batchnorm(rng, monkeypatch):
     assert np.abs(grads[0][1]).max() > 0
 
 
+def _two_steps_and_state(net, x, t, lr):
+    """Two RMSprop steps of `net` on (x, t); returns both outputs, then an eval-mode output, the
+    last gradients, the weights and the buffers (running statistics), as arrays to compare."""
+    import tinybin as tb
+    opt = tb.optim.RMSprop(net.parameters(), lr=lr)
+    outs = []
+    for _ in range(2):
+        opt.zero_grad()
+        y = net(Tensor(x))
+        tb.losses.sigmoid_bce(y, t).backward()
+        outs.append(y.data.copy())
+        opt.step()
+    net.eval()
+    outs.append(net(Tensor(x)).data)
+    return (outs + [p.grad for p in net.parameters()] + [p.data.copy() for p in net.parameters()]
+            + [b.copy() for _, b in net.named_buffers()])
+
+
+def _assert_all_equal(got, ref):
+    assert len(got) == len(ref)
+    for a, b in zip(got, ref):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("binary", [True, False])
 def test_fused_network_equals_unfused_bit_for_bit(binary, threads, monkeypatch):
     import tinybin as tb
@@ -403,25 +427,32 @@ def test_fused_network_equals_unfused_bit_for_bit(binary, threads, monkeypatch):
     x = r.random((4, 64, 64, 3)).astype(np.float32)
     t = (r.random((4, 16, 16, 16)) > 0.95).astype(np.float32)
 
-    def step(fused, n):
+    def step(fused):
         monkeypatch.setattr(NN, "FUSED_BN_ACT", fused)
         net = tb.HourGlass.downscaled(block="hpm", binary=binary, seed=0, resolution=64, depth=3)
-        opt = tb.optim.RMSprop(net.parameters(), lr=1e-3)
-        outs = []
-        for _ in range(2):
-            opt.zero_grad()
-            y = net(Tensor(x))
-            tb.losses.sigmoid_bce(y, t).backward()
-            outs.append(y.data.copy())
-            opt.step()
-        return (outs + [p.grad for p in net.parameters()] + [p.data.copy() for p in net.parameters()]
-                + [b.copy() for _, b in net.named_buffers()])
-    ref = threads(1, lambda: step(False, 1))
+        return _two_steps_and_state(net, x, t, 1e-3)
+    ref = threads(1, lambda: step(False))
     for n in (1, 2):
-        got = threads(n, lambda: step(True, n))
-        assert len(got) == len(ref)
-        for a, b in zip(got, ref):
-            np.testing.assert_array_equal(a, b)
+        _assert_all_equal(threads(n, lambda: step(True)), ref)
+
+
+@pytest.mark.parametrize("block", ["hpm", "bottleneck"])
+def test_training_on_the_packed_forward_equals_the_float_gemm_bit_for_bit(block, threads, monkeypatch):
+    # binary units run their forward conv on the XNOR kernel (F.PACKED_FORWARD): two training
+    # steps give the same outputs, gradients, weights and running statistics as the float GEMM
+    import tinybin as tb
+    r = np.random.default_rng(1)
+    x = r.random((3, 32, 32, 3)).astype(np.float32)
+    t = (r.random((3, 8, 8, 16)) > 0.9).astype(np.float32)
+    monkeypatch.setattr(F, "PACKED_MIN_K", 0)        # every XNOR unit on the packed kernel, however small
+    monkeypatch.setattr(F, "PACKED_MIN_WORK", 0)
+
+    def run(packed):
+        monkeypatch.setattr(F, "PACKED_FORWARD", packed)
+        net = tb.HourGlass.downscaled(block=block, binary=True, seed=0, resolution=32, depth=2, width=32)
+        return _two_steps_and_state(net, x, t, 1e-2)
+    for n in (1, 2):
+        _assert_all_equal(threads(n, lambda: run(True)), threads(n, lambda: run(False)))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -326,17 +326,48 @@ def binarize_weights(w: Tensor) -> Tensor:
     return BinarizeWeights.apply(w)
 
 
+# A binary conv whose input is the output of a sign (`signed=True`, as `nn.PreActConv` passes)
+# runs its forward on the packed engine's XNOR-popcount kernel, in training too: the float GEMM
+# of ±1 inputs and ±1 weights sums integers, exact in float32 whatever the order (|sum| <= K <
+# 2**24), and both paths multiply that integer by alpha with one float32 rounding, so the outputs
+# are bit for bit equal (tests/test_functional.py) at a small fraction of the GEMM's cost. The
+# backward stays float: the output gradient is not binary. False: always the float GEMM.
+# Small convolutions stay on the float GEMM too: packing both operands costs a fixed ~0.1-0.2 ms,
+# and an inner dimension KH*KW*Cin under 64 leaves most of each 64-bit word empty. The cut-offs
+# come from benchmarks/bench_packed_forward.py (batch 16, one thread); either path gives the same
+# numbers, so they only move time.
+PACKED_FORWARD = True
+PACKED_MIN_K = 64                # KH * KW * Cin
+PACKED_MIN_WORK = 10_000_000     # multiply-adds of the float GEMM: N * OH * OW * K * Cout
+
+
+def _packed_forward_ok(x: np.ndarray, rows: int, k: int, cout: int) -> bool:
+    from .kernels import xnor
+    return (PACKED_FORWARD and x.dtype == np.float32 and k >= PACKED_MIN_K and rows * k * cout >= PACKED_MIN_WORK
+            and xnor.HAVE_FAST_KERNEL)
+
+
+def _packed_sign_conv(x, sw, alpha, stride, padding) -> np.ndarray:
+    """conv(x, sw) * alpha for x and sw of ±1 values, on packed bits -> (N, OH, OW, Cout) float32."""
+    from .kernels import bitpack, xnor
+    prepared = xnor.prepare_weights(bitpack.pack_signs(sw), x.shape[-1])
+    return xnor.conv2d_prepared(bitpack.pack_signs(x), prepared, stride, padding, alpha=alpha)
+
+
 class BinaryConv2d(Function):
     @staticmethod
-    def forward(ctx, x, w, stride=1, padding=0):
+    def forward(ctx, x, w, stride=1, padding=0, signed=False):
         N, H, W, C = x.shape
         Cout, KH, KW, _ = w.shape
         OH, OW = _im.out_size(H, KH, stride, padding), _im.out_size(W, KW, stride, padding)
         alpha = weight_alpha(w)
         sw = sign(w)
-        # integer sums (exact in float32), then one float multiply by alpha, as the packed kernel
-        out = _conv.conv_forward(x, sw.reshape(Cout, -1), KH, KW, stride, padding, scale=alpha)
-        out = out.reshape(N, OH, OW, Cout)
+        if signed and _packed_forward_ok(x, N * OH * OW, KH * KW * C, Cout):
+            out = _packed_sign_conv(x, sw, alpha, stride, padding)
+        else:
+            # integer sums (exact in float32), then one float multiply by alpha, as the packed kernel
+            out = _conv.conv_forward(x, sw.reshape(Cout, -1), KH, KW, stride, padding, scale=alpha)
+            out = out.reshape(N, OH, OW, Cout)
         if _needs_grad(ctx):
             ctx.save_for_backward(x, sw, alpha)
             ctx.geom = (stride, padding)
@@ -355,16 +386,20 @@ class BinaryConv2d(Function):
         return dx, (None if dw is None else dw.reshape(sw.shape))
 
 
-def binary_conv2d(x: Tensor, w: Tensor, stride: int = 1, padding: int = 0) -> Tensor:
+def binary_conv2d(x: Tensor, w: Tensor, stride: int = 1, padding: int = 0, signed: bool = False) -> Tensor:
     """Convolution with XNOR-Net binary weights: conv2d(x, sign(W)) * alpha (paper eq. 1).
 
     The same function as `conv2d(x, binarize_weights(w))`, but computed as an integer-valued
     conv followed by one multiply per output, so that with x = sign(...) it equals the packed
     XNOR-popcount result times alpha exactly. Gradients: dL/dx through W_b = sign(W)*alpha;
     dL/dW = dL/dW_b (straight-through, as `binarize_weights`).
+
+    signed=True promises that every value of x is +1 or -1 (x is the output of a sign); the
+    forward of a large enough conv then runs on the XNOR-popcount kernel (`PACKED_FORWARD`,
+    `PACKED_MIN_K`, `PACKED_MIN_WORK`), with the same result.
     """
     _check_conv(x, w, None, stride, padding)
-    return BinaryConv2d.apply(x, w, stride=int(stride), padding=int(padding))
+    return BinaryConv2d.apply(x, w, stride=int(stride), padding=int(padding), signed=bool(signed))
 
 
 # ---- batch normalisation --------------------------------------------------------------------

@@ -220,8 +220,10 @@ class BinaryConv2d(Conv2d):
                  padding: int | None = None, rng=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias=False, rng=rng)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return F.binary_conv2d(x, self.weight, self.stride, self.padding)
+    def forward(self, x: Tensor, signed: bool = False) -> Tensor:
+        """signed=True: x holds only ±1 (a sign's output); the forward then runs on the packed
+        XNOR kernel, bit for bit the same result (`functional.binary_conv2d`)."""
+        return F.binary_conv2d(x, self.weight, self.stride, self.padding, signed=signed)
 
 
 class BatchNorm2d(Module):
@@ -351,14 +353,20 @@ class PreActConv(Module):
         if self.binary and self.quant is not None:
             y = quantized_forward(self, bn(x))
         elif FUSED_BN_ACT and bn.training:   # BN -> act as one op (bit-identical, fewer passes)
-            y = self.conv(F.batch_norm_act(x, bn.weight, bn.bias, bn.running_mean, bn.running_var,
-                                           "sign" if self.binary else "relu", bn.momentum, bn.eps))
+            y = self._conv(F.batch_norm_act(x, bn.weight, bn.bias, bn.running_mean, bn.running_var,
+                                            "sign" if self.binary else "relu", bn.momentum, bn.eps))
         else:
             h = bn(x)
-            y = self.conv(F.sign_ste(h) if self.binary else F.relu(h))
+            y = self._conv(F.sign_ste(h) if self.binary else F.relu(h))
         if self.prelu:
             y = self.act(y)
         return F.relu(y) if self.relu_after_conv else y
+
+    def _conv(self, a: Tensor) -> Tensor:
+        """The convolution of the activation `a`; a binary unit's `a` is a sign's ±1 output."""
+        if type(self.conv) is BinaryConv2d:
+            return self.conv(a, signed=True)
+        return self.conv(a)
 
     def extra_repr(self):
         kind = "binary" if self.binary else "real"

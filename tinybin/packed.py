@@ -396,8 +396,8 @@ def summary(net: Module, input_shape: tuple[int, ...] | None = None, print_fn=pr
         orig = m.forward
         originals[id(m)] = orig
 
-        def traced(x, _m=m, _orig=orig):
-            y = _orig(x)
+        def traced(x, _m=m, _orig=orig, **kw):
+            y = _orig(x, **kw)
             shapes[id(_m)] = y.shape
             return y
         m.forward = traced

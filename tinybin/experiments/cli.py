@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from .definitions import EXPERIMENTS, RESULTS, get
-from .runner import default_jobs, load_recipe, run
+from .runner import default_jobs, load_recipe, plan, run
 from .reports import budget_report, calibration_report, curves_report, report
 
 def _overrides(a) -> dict:
@@ -28,6 +28,7 @@ def _add_run_args(r, seeds: int) -> None:
     r.add_argument("--results", default=None, help="results folder (default: results/; quick runs write "
                                                     "only when it is given)")
     r.add_argument("--quick", action="store_true", help="tiny smoke runs")
+    r.add_argument("--dry-run", action="store_true", help="list the runs still to train and estimate their time")
     r.add_argument("--jobs", type=int, default=None, help="worker processes (default: number of cores)")
     r.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786")
     r.add_argument("--recipe", default=None, help="recipe JSON: {\"steps\": .., \"binary\": {..}, \"real\": {..}}")
@@ -39,6 +40,23 @@ def _add_run_args(r, seeds: int) -> None:
     r.add_argument("--eval-every", type=int, default=None, help="validation interval (val experiments)")
     r.add_argument("--eval-samples", type=int, default=None)
     r.add_argument("--batch-size", type=int, default=None)
+
+
+def format_plan(runs: list[dict], jobs: int) -> str:
+    """`run --dry-run`'s text: one line per run of `plan`, then the totals."""
+    if not runs:
+        return "nothing to train: every run has its result file"
+    lines = [f"{'experiment':<16} {'row':<24} {'seed':>4} {'steps done/total':>17} {'est. min':>9}  basis"]
+    for p in runs:
+        est = "?" if p["est_s"] is None else f"{p['est_s'] / 60:.1f}"
+        lines.append(f"{p['experiment']:<16} {p['row']:<24} {p['seed']:>4} {p['done']:>8}/{p['total']:<8} "
+                     f"{est:>9}  {p['basis'] or '-'}")
+    known = [p["est_s"] for p in runs if p["est_s"] is not None]
+    hours = sum(known) / 3600
+    lines.append(f"{len(runs)} runs to train; {len(known)} with an estimate (measured step times of finished runs): "
+                 f"{hours:.1f} h of single-core training, at least {hours / jobs:.1f} h wall with --jobs {jobs}"
+                 + (f"; {len(runs) - len(known)} runs without an estimate" if len(known) < len(runs) else ""))
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -76,6 +94,11 @@ def main(argv=None) -> int:
                                                                            "clip_latent"}:
                 raise ValueError("calibration rows set lr, warm-up and clipping themselves; "
                                  "only --steps, --eval-every, --eval-samples, --batch-size apply")
+            if a.dry_run:
+                if a.quick:
+                    raise ValueError("--dry-run describes full runs; drop --quick")
+                print(format_plan(plan(names, a.seeds, a.results, a.rows, a.first_seed, over, recipe), jobs))
+                return 0
             run(names, a.seeds, a.results, a.rows, a.quick, first_seed=a.first_seed, jobs=jobs,
                 scheduler=a.scheduler, overrides=over, recipe=recipe)
             if not a.quick or a.results:

@@ -446,18 +446,8 @@ def run(name: str | list[str], seeds: int = 3, root: str | None = None, rows: li
     write = (not quick) or root is not None
     root = RESULTS if root is None else root
     wanted = _selection([name] if isinstance(name, str) else list(name), rows, first_seed, seeds)
-    todo, found = [], {}
-    for exp, row, seed in wanted:
-        key = _key(*source(exp, row), seed)
-        path = result_path(*key, root)
-        if write and os.path.exists(path):
-            with open(path) as fh:
-                found[key] = json.load(fh)
-        elif key not in found and key not in todo:
-            todo.append(key)
-    # Seed by seed across all the experiments (a stopped session leaves complete seeds, every row
-    # paired, rather than complete rows), distillation teachers first within a seed.
-    todo.sort(key=lambda k: (k[2], not is_teacher(get(k[0]), get(k[0]).row(k[1]))))
+    todo, found = _pending(wanted, root, write)
+
     def copies(key, result):  # the same_as rows of this run whose source `key` just finished
         found[key] = result
         for exp, row, seed in wanted:
@@ -497,6 +487,74 @@ def run(name: str | list[str], seeds: int = 3, root: str | None = None, rows: li
 
 def _key(exp: Experiment, row: Row, seed: int) -> tuple[str, str, int]:
     return exp.name, row.name, seed
+
+
+def _pending(wanted, root: str, write: bool):
+    """(todo, found): the (experiment, row, seed) keys `run` trains, in its order, and the results
+    already on disk by key. A same_as row's key is its source's."""
+    todo, found = [], {}
+    for exp, row, seed in wanted:
+        key = _key(*source(exp, row), seed)
+        path = result_path(*key, root)
+        if write and os.path.exists(path):
+            with open(path) as fh:
+                found[key] = json.load(fh)
+        elif key not in found and key not in todo:
+            todo.append(key)
+    # Seed by seed across all the experiments (a stopped session leaves complete seeds, every row
+    # paired, rather than complete rows), distillation teachers first within a seed.
+    todo.sort(key=lambda k: (k[2], not is_teacher(get(k[0]), get(k[0]).row(k[1]))))
+    return todo, found
+
+
+def plan(name: str | list[str], seeds: int = 3, root: str | None = None, rows: list[str] | None = None,
+         first_seed: int = 0, overrides: dict | None = None, recipe: dict | None = None) -> list[dict]:
+    """What `run` with these arguments would train, in its order, without training anything
+    (full runs; `overrides` and `recipe` as for `run`).
+
+    Per run: experiment, row, seed, its budget in steps (`total`), the steps a checkpoint of it
+    under `.partial/` already holds (`done`), and `est_s`, the seconds still needed: the steps left
+    times the median `step_time_s` of the finished runs of the same row (`basis` "row"), else of
+    finished runs of any experiment with the same network config (`basis` "network": the training
+    settings may differ, e.g. distillation adds a teacher's forward pass), else None. Step times are
+    as measured, i.e. with whatever else ran on the machine then.
+    """
+    from ..models import HourGlass
+    from ..train import TrainConfig
+    from .reports import load_results
+    root = RESULTS if root is None else root
+    wanted = _selection([name] if isinstance(name, str) else list(name), rows, first_seed, seeds)
+    todo, _ = _pending(wanted, root, True)
+    by_net: dict[str, list[float]] | None = None
+    out = []
+    for e, r, seed in todo:
+        exp = get(e)
+        row = exp.row(r)
+        kw = train_settings(exp, row, overrides, recipe)
+        kw.pop("eval_samples", None)
+        total = TrainConfig(**kw).total_steps(int(row.net.get("stacks", 1)))
+        done = 0
+        hist = os.path.join(partial_dir(e, r, seed, root), "history.json")
+        if os.path.exists(hist):
+            with open(hist) as fh:
+                done = len(json.load(fh).get("loss", []))
+        times = [x["step_time_s"] for x in load_results(e, root)[r] if x.get("step_time_s")]
+        basis = "row" if times else None
+        if not times:
+            if by_net is None:  # every finished run's step time by network config (and data)
+                by_net = {}
+                for other in EXPERIMENTS:
+                    for res in load_results(other, root).values():
+                        for x in res:
+                            if x.get("step_time_s") and not x.get("same_as"):
+                                k = json.dumps([x["net_config"], x.get("data", {}).get("kind")], sort_keys=True)
+                                by_net.setdefault(k, []).append(x["step_time_s"])
+            cfg = HourGlass.downscaled(seed=None, **row.net).config
+            times = by_net.get(json.dumps([cfg, row.data], sort_keys=True), [])
+            basis = "network" if times else None
+        est = float(np.median(times)) * (total - done) if times else None
+        out.append(dict(experiment=e, row=r, seed=seed, total=total, done=done, est_s=est, basis=basis))
+    return out
 
 
 def _selection(names: list[str], rows: list[str] | None, first_seed: int, seeds: int):
