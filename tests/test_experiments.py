@@ -455,3 +455,36 @@ def test_feature_noise_table_and_report_section_by_hand(tmp_path):
     rep = X.report("fig13", str(tmp_path))
     assert "| Bottleneck (binary) | last | 0.400 ± 0.100 (3) | -0.320 [" in rep
     assert "Does the gap to bottleneck_real grow towards the last layer?" in rep and "-0.270 [" in rep
+
+
+def test_plan_lists_what_run_would_train_with_time_estimates(tmp_path, capsys):
+    # table1 at 2 seeds: its binary row is table2's bottleneck (same_as), so the runs are
+    # table1/bottleneck_real and table2/bottleneck per seed. Seed 0 of the real row is done
+    # (0.2 s per step measured), seed 1 of it has a checkpoint at step 1,000 of 5,500
+    root = str(tmp_path)
+    done = {"experiment": "table1", "row": "bottleneck_real", "seed": 0, "step_time_s": 0.2,
+            "net_config": {}, "data": {"kind": "pose"}, "metrics": {"pckh": 50.0}}
+    _write(X.result_path("table1", "bottleneck_real", 0, root), done)
+    part = X.partial_dir("table1", "bottleneck_real", 1, root)
+    os.makedirs(part)
+    _write(os.path.join(part, "history.json"), {"loss": [1.0] * 1000, "step": list(range(1000))})
+    got = X.plan("table1", seeds=2, root=root)
+    assert [(p["experiment"], p["row"], p["seed"]) for p in got] == [
+        ("table2", "bottleneck", 0), ("table1", "bottleneck_real", 1), ("table2", "bottleneck", 1)]
+    real1 = got[1]
+    assert real1["total"] == X.BUDGET["steps"] and real1["done"] == 1000 and real1["basis"] == "row"
+    assert real1["est_s"] == pytest.approx(0.2 * (X.BUDGET["steps"] - 1000))
+    assert got[0]["est_s"] is None and got[0]["basis"] is None     # nothing of that network has run
+    # same network config elsewhere: the estimate says so
+    other = dict(done, experiment="table2", row="wide", step_time_s=0.1,
+                 net_config=tb.HourGlass.downscaled(block="bottleneck", seed=None).config)
+    _write(X.result_path("table2", "wide", 0, root), other)
+    got = X.plan("table1", seeds=2, root=root)
+    assert got[0]["basis"] == "network" and got[0]["est_s"] == pytest.approx(0.1 * X.BUDGET["steps"])
+    assert X.plan("table1", seeds=2, root=root, overrides={"steps": 2000})[1]["total"] == 2000
+    # the CLI prints the same list and the totals, and trains nothing
+    assert X.main(["run", "table1", "--seeds", "2", "--results", root, "--dry-run", "--jobs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "3 runs to train; 3 with an estimate" in out and "1000/5500" in out
+    assert not os.path.exists(X.result_path("table2", "bottleneck", 0, root))
+    assert X.main(["run", "table1", "--quick", "--dry-run"]) == 2
