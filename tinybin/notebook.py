@@ -200,9 +200,6 @@ def scale_check(root: str, labels, paper: dict[str, float], title: str, keys=KEY
     return out
 
 
-__all__ = ["KEYS", "SCALES", "show_md", "results_root", "plot_paired", "verdict_table", "scale_root", "scale_check"]
-
-
 def plot_loss_drift(results: dict[str, list[dict]], ref: str, labels: dict[str, str], title: str,
                     window: float = 0.1, digits: int = 3) -> dict[str, dict]:
     """Figure and table: was the training budget long enough for these comparisons? Left: the
@@ -286,3 +283,7 @@ def plot_gap_closed(summ: list[dict], rows: list[str], keys=KEYS, ceiling: str =
     fig.suptitle("Each row against the reference: mean and 95% CI over paired seeds", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+__all__ = ["KEYS", "SCALES", "SCALE_EXPERIMENTS", "show_md", "results_root", "fmt_ci", "plot_paired",
+           "verdict_table", "scale_root", "scale_check", "plot_loss_drift", "budget_check", "plot_gap_closed"]
