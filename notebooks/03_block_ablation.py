@@ -308,6 +308,19 @@ if sc_root is not None:
     scale_rank = NB.scale_check(sc_root, SCALE_LABELS, SCALE_PAPER, "Block differences at three scales (binary)")
 
 # %% [markdown]
+# ### Is the budget long enough at the larger scales?
+#
+# The budget was chosen on the pilot at F = 64, R = 64. Rows of one experiment share seeds, hence
+# batches, so each binary block's training-loss difference against the binary bottleneck is
+# paired step by step; if it still moves over the last 10% of training, the ranking at that scale
+# could change with a longer budget.
+
+# %%
+if sc_root is not None:
+    for name in NB.SCALE_EXPERIMENTS:
+        NB.budget_check(name, sc_root, skip=("bottleneck_real",))
+
+# %% [markdown]
 # ## 4. Fig. 5: learned binary 3×3 filters
 #
 # **Idea.** A binary 3×3 filter slice, the 9 weights joining one input channel to one output
