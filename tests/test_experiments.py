@@ -428,6 +428,22 @@ def test_scale_check_pairs_the_change_of_a_difference_with_scale(tmp_path):
     assert "change = here - base" in rep and f"{shift['mean']:+.1f} [{shift['lo']:+.1f}, {shift['hi']:+.1f}] (3)" in rep
 
 
+def test_scale_verdict_reads_the_change_against_the_papers_value():
+    def d(mean, lo=None, hi=None, n=3):
+        return {"n": n, "mean": mean, "lo": lo, "hi": hi}
+    # base +27.7, paper +9.3: towards means downwards; -8.0 [-10.5, -5.5] lands at +19.5, not past 9.3
+    assert X.scale_verdict(d(27.7), d(19.5), d(-8.0, -10.5, -5.5), 9.3) == "moves towards the paper's"
+    # base +8.5 next to the paper's +8.3: a resolved drop to +3.0 goes far past it
+    assert X.scale_verdict(d(8.5), d(3.0), d(-5.3, -8.1, -2.5), 8.3) == "overshoots the paper's"
+    # base +5.8 below the paper's +9.3: going down is away, up to +13.9 overshoots
+    assert X.scale_verdict(d(5.8), d(4.2), d(-2.0, -3.1, -0.9), 9.3) == "moves away from the paper's"
+    assert X.scale_verdict(d(5.8), d(13.9), d(7.6, 1.2, 14.0), 9.3) == "overshoots the paper's"
+    assert X.scale_verdict(d(5.8), d(8.0), d(2.2, 0.4, 4.0), 9.3) == "moves towards the paper's"
+    assert X.scale_verdict(d(2.0), d(1.3), d(-1.0, -3.1, 1.2), 8.8) == "no change resolved"
+    assert X.scale_verdict(d(2.0), d(None, n=0), d(None, n=0), 8.8) == "not run"
+    assert X.scale_verdict(d(2.0), d(1.3), d(-1.0, -3.1, -0.2), None) == "unresolved"
+
+
 def test_feature_noise_table_and_report_section_by_hand(tmp_path):
     # fig13's section: mean ± std per (row, layer, stat), paired differences against the real
     # bottleneck, and whether the gap grows from the first to the last layer; hand-made values

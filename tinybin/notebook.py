@@ -147,10 +147,12 @@ def scale_check(root: str, labels, paper: dict[str, float], title: str, keys=KEY
     `experiments.SCALE_COMPARISONS`): per comparison, the paired difference (mean, 95% CI) at the
     base scale and at each larger scale, with the paper's difference `paper[label]` as a line.
 
-    A difference "moves towards the paper's" when its paired change with scale has a 95% interval
-    that excludes 0 on the side of the paper's value (seen from the base-scale mean); "moves away"
-    when it excludes 0 on the other side; "no change resolved" otherwise. Shows the verdicts as a
-    markdown list and returns them as [dict(label, scale, key, base, scaled, shift, verdict, line)]."""
+    The verdict is `experiments.scale_verdict`: a difference "moves towards the paper's" when its
+    paired change with scale has a 95% interval that excludes 0 on the side of the paper's value
+    (seen from the base-scale mean), "overshoots the paper's" when it does so but its scaled mean
+    lies past the paper's value, "moves away" when the interval excludes 0 on the other side, "no
+    change resolved" otherwise. Shows the verdicts as a markdown list and returns them as
+    [dict(label, scale, key, base, scaled, shift, verdict, line)]."""
     import matplotlib.pyplot as plt
     entries = [e for e in E.scale_check(root, keys) if e["label"] in labels]
     fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 0.9 * len(labels) + 1.8), sharey=True,
@@ -181,15 +183,7 @@ def scale_check(root: str, labels, paper: dict[str, float], title: str, keys=KEY
     for e in entries:
         for key in keys:
             b, sh = e["base"][key], e["shift"][key]
-            if not sh.get("n"):
-                verdict = "not run"
-            elif e["label"] not in paper or b.get("mean") is None:
-                verdict = "unresolved"
-            else:
-                towards = 1 if paper[e["label"]] > b["mean"] else -1
-                v = E.claim_verdict(sh, towards)
-                verdict = {"agrees": "moves towards the paper's", "disagrees": "moves away from the paper's"}.get(
-                    v, "no change resolved" if v == "unresolved" else v)
+            verdict = E.scale_verdict(b, e["scaled"][key], sh, paper.get(e["label"]))
             line = (f"- Scale check, {e['label']} at {SCALES[e['scale']]}, {key}: {E._fmt_diff(b)} at F=64, R=64 -> "
                     f"{E._fmt_diff(e['scaled'][key])}; change {E._fmt_diff(sh)}"
                     + (f" (paper {paper[e['label']]:+.1f})" if e["label"] in paper else "") + f": **{verdict}**")

@@ -451,6 +451,30 @@ def claim_verdict(diff: dict | None, direction: int) -> str:
     return "agrees" if side == direction else "disagrees"
 
 
+def scale_verdict(base: dict | None, scaled: dict | None, shift: dict | None, paper: float | None) -> str:
+    """Which way a paired difference moved with scale, seen from the paper's value.
+
+    base, scaled: the difference at the base scale and at the larger one; shift: the paired change
+    scaled - base (each a `paired_difference` dict); paper: the paper's value of the difference
+    (None: the paper gives none). Returns "moves towards the paper's" (the change's 95% CI excludes
+    0 on the paper's side of the base mean, and the scaled mean has not passed the paper's value),
+    "overshoots the paper's" (the same, but the scaled mean lies beyond the paper's value, on the
+    other side of it from the base mean: e.g. +8.5 -> +3.0 against the paper's +8.3), "moves away
+    from the paper's" (CI excludes 0 on the other side), "no change resolved", "not run", or
+    "unresolved" (no paper value or no base mean).
+    """
+    if not shift or not shift.get("n"):
+        return "not run"
+    if paper is None or not base or base.get("mean") is None:
+        return "unresolved"
+    towards = 1 if paper > base["mean"] else -1
+    v = claim_verdict(shift, towards)
+    if v == "agrees":
+        past = scaled is not None and scaled.get("mean") is not None and (scaled["mean"] - paper) * towards > 0
+        return "overshoots the paper's" if past else "moves towards the paper's"
+    return {"disagrees": "moves away from the paper's", "unresolved": "no change resolved"}.get(v, v)
+
+
 # ---- is the ranking still moving? ----------------------------------------------------------------
 
 def loss_drift(results: dict[str, list[dict]], ref: str, window: float = 0.1) -> dict[str, dict]:
