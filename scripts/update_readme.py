@@ -125,9 +125,9 @@ def beyond_section() -> str:
         return ("Their accuracy results are not run yet: `python -m tinybin.experiments run beyond --seeds 5 "
                 "--jobs 2`, then `python scripts/update_readme.py` draws the gap-closed figure here.")
     n = {len(v) for k, v in experiments.load_results("beyond", RESULTS).items() if k in rows}
-    seeds = f"{min(n)}" if len(n) == 1 else f"{min(n)}-{max(n)}"
+    seeds = (f"{min(n)}" if len(n) == 1 else f"{min(n)}-{max(n)}") + (" seed" if max(n) == 1 else " seeds")
     return (f"What fraction of the real-binary gap each addition closes ({len(rows)} of "
-            f"{len(experiments.get('beyond').rows) - 2} additions run, {seeds} seed{'' if max(n) == 1 else 's'} each; 0 = the paper's "
+            f"{len(experiments.get('beyond').rows) - 2} additions run, {seeds} each; 0 = the paper's "
             "recipe, 1 = the real HPM; mean and 95% CI over paired seeds, at PCKh@0.5 and at the matched "
             "tolerance), drawn from `results/beyond/` by `python scripts/update_readme.py`:\n\n"
             f"![fraction of the real-binary gap closed]({BEYOND_FIGURE})\n\n"
