@@ -285,6 +285,31 @@ def test_report_paired_differences_and_old_results(tmp_path):
     assert X.main(["report", "table1", "--results", root, "--threshold", "1.0"]) == 0
 
 
+def test_report_notes_training_minutes_from_mixed_machines(tmp_path):
+    """The minutes column compares rows only when one recorded CPU trained them all."""
+    root = str(tmp_path)
+    cpus = {"bottleneck_real": "GenuineIntel family 6 model 85", "bottleneck_binary": "GenuineIntel family 6 model 85"}
+
+    def write(cpus):
+        for row, cpu in cpus.items():
+            res = _pose_result("table1", row, 0, 50.0, None)
+            if cpu is not None:
+                res["machine"] = {"cpu": cpu, "name": "Intel(R) Xeon(R) Processor", "cores": 2}
+            X.write_result(X.result_path("table1", row, 0, root), res)
+
+    write(cpus)
+    assert "train min/run:" not in X.report("table1", root)              # one machine: no note
+    write({**cpus, "bottleneck_binary": "AuthenticAMD family 25 model 17"})
+    note = next(line for line in X.report("table1", root).splitlines() if line.startswith("train min/run:"))
+    assert "2 machines (AuthenticAMD family 25 model 17, GenuineIntel family 6 model 85)" in note
+    assert "do not record" not in note
+    write({**cpus, "bottleneck_binary": None})                           # an older file, without the record
+    note = next(line for line in X.report("table1", root).splitlines() if line.startswith("train min/run:"))
+    assert "1 machine (GenuineIntel family 6 model 85) and runs that do not record their CPU" in note
+    m = X.runner.machine_info()
+    assert set(m) == {"cpu", "name", "cores"} and m["cores"] == os.cpu_count()
+
+
 def test_write_result_is_compact_and_round_trips(tmp_path):
     obj = {"distances": [[0.1234, None, 2.0], [1e-4, 3.5, None]], "label": "MS [no 1x1], a, b",
            "metrics": {"pckh_joints": [1.0, float("nan")], "nme_yaw": {"[0,30]": 1.5}}, "empty": []}

@@ -125,10 +125,30 @@ def summarize(name: str, root: str = RESULTS, threshold: float | None = None) ->
                          params=rs[0]["params"] if rs else None,
                          paper_scale_params=rs[0].get("paper_scale_params") if rs else None,
                          minutes=float(np.mean([r["train_time_s"] for r in rs]) / 60) if rs else None,
+                         machines=sorted({_machine(r) for r in rs}),
                          matched_threshold=next((r["metrics"].get("matched_threshold") for r in rs
                                                  if r["metrics"].get("matched_threshold") is not None), None),
                          paper=row.paper, paper_params=row.paper_params))
     return rows
+
+
+def _machine(result: dict) -> str:
+    """The CPU a result was trained on (`runner.machine_info`), or "unrecorded" for older files."""
+    return (result.get("machine") or {}).get("cpu") or "unrecorded"
+
+
+def _minutes_note(summ: list[dict]) -> list[str]:
+    """Report line under a table whose training minutes come from more than one machine (or from
+    runs that predate the record): then the column does not compare rows."""
+    machines = sorted({m for s in summ for m in s.get("machines", [])})
+    if len(machines) <= 1 and machines != ["unrecorded"]:
+        return []
+    known = [m for m in machines if m != "unrecorded"]
+    what = [f"{len(known)} machine{'s' * (len(known) > 1)} ({', '.join(known)})"] if known else []
+    what += ["runs that do not record their CPU"] if "unrecorded" in machines else []
+    return ["", f"train min/run: wall-clock minutes from {' and '.join(what)}, measured while other runs "
+                "shared the machine; they compare rows trained on one machine only (`machine` and "
+                "`step_time_s` in each result file)."]
 
 
 def _fmt_ms(s: dict) -> str:
@@ -190,6 +210,7 @@ def report(name: str, root: str = RESULTS, threshold: float | None = None) -> st
             pp = "–" if s["paper_scale_params"] is None else f"{s['paper_scale_params'] / 1e6:.2f}M"
             cells += [f"{s['params']:,}", f"{pp} / {s['paper_params'] or '–'}", f"{s['minutes']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += _minutes_note(summ)
     if exp.comparisons:
         lines += ["", "| comparison | " + " | ".join(f"{names[k].split(' %')[0]}: Δ, mean [95% CI] (pairs)"
                                                   for k in keys) + " |", "|---|" + "---|" * len(keys)]

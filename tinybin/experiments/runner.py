@@ -7,6 +7,7 @@ import contextlib
 import json
 import math
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -155,6 +156,7 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
         "params": count_parameters(net), "paper_scale_params": paper_params,
         "paper": row.paper, "paper_params": row.paper_params,
         "train_time_s": round(max(train_time, trainer.train_time), 1), "code": code_version(),
+        "machine": machine_info(),
         "step_time_s": round(trainer.train_time / max(cfg.total_steps(net.config["stacks"]), 1), 4),
         "forward_ms": forward_ms(net, evalset.batch(np.arange(min(16, len(evalset))))["image"]),
         "net_config": net.config, "train_config": asdict(cfg),
@@ -287,6 +289,30 @@ def code_version() -> dict:
     return out
 
 
+def machine_info() -> dict:
+    """Which CPU trained a result: a run's minutes depend on it, and the project's machine changes.
+
+    `cpu` is a grouping key, "<vendor> family <f> model <m>" from /proc/cpuinfo (a virtual machine
+    often reports a generic model name, so the numbers are what tells two CPUs apart), or the
+    platform's processor string elsewhere; `name` is the model name; `cores` the logical CPUs.
+    """
+    info: dict = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break                              # the first processor is enough
+                key, _, val = line.partition(":")
+                info[key.strip()] = val.strip()
+    except OSError:
+        pass
+    if "vendor_id" in info:
+        cpu = f"{info['vendor_id']} family {info.get('cpu family', '?')} model {info.get('model', '?')}"
+    else:
+        cpu = platform.processor() or platform.machine() or None
+    return {"cpu": cpu, "name": info.get("model name"), "cores": os.cpu_count()}
+
+
 def _quick_width(net_kw: dict) -> int:
     """The smallest of 16, 32, 64, ... at which the row's network builds at R = 32, D = 2 (quick
     runs; 16 suits every block at its defaults, deep or high-cardinality hpm blocks need more)."""
@@ -359,8 +385,9 @@ class _FirstStacks:
 _LEAF_LIST = re.compile(r"\[[\s\d.,eE+\-nulNaIfity]*\]")
 
 
-# Fields of a result that differ between two runs of the same job (wall-clock measurements).
-TIMING_FIELDS = ("train_time_s", "step_time_s", "forward_ms")
+# Fields of a result that differ between two runs of the same job (wall-clock measurements, and the
+# machine that made them: a Dask cluster's workers may be different computers).
+TIMING_FIELDS = ("train_time_s", "step_time_s", "forward_ms", "machine")
 
 
 def result_files(root: str) -> dict[str, dict]:
