@@ -326,6 +326,37 @@ def test_add_relu_concat_kernels_equal_numpy_bit_for_bit(rng, dtype, threads, mo
     np.testing.assert_array_equal(EW.add(a, b[0, 0, 0]), a + b[0, 0, 0])   # broadcasting: NumPy
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_prelu_kernels_equal_reference_bit_for_bit(rng, dtype, threads, monkeypatch):
+    monkeypatch.setattr(pieces, "MIN_WORK", 1)              # several pieces even for small arrays
+    x = rng.standard_normal((3, 9, 7, 5)).astype(dtype)
+    x.reshape(-1)[:5] = [0.0, -0.0, np.nan, -np.inf, np.inf]
+    a = rng.uniform(-0.5, 1.5, 5).astype(dtype)
+    g = (rng.standard_normal(x.shape) * 10.0 ** rng.uniform(-3, 3, x.shape)).astype(dtype)
+    g.reshape(-1)[7] = np.inf                               # inf * x * 0 on the positive side: NaN in both
+    for n in (1, 2):
+        np.testing.assert_array_equal(threads(n, lambda: EW.prelu(x, a)), EW.prelu_ref(x, a))
+        dx, da = threads(n, lambda: EW.prelu_backward(g, x, a))
+        with np.errstate(invalid="ignore"):
+            rdx, rda = EW.prelu_backward_ref(g, x, a)
+        np.testing.assert_array_equal(dx, rdx)
+        # the slope gradient: row after row from +0 (the order of the kernel), bit for bit ...
+        seq = np.zeros(5, dtype)
+        with np.errstate(invalid="ignore"):
+            for row in (g * x * (x < 0)).reshape(-1, 5):
+                seq += row
+        np.testing.assert_array_equal(da, seq)
+        assert da.dtype == dtype and dx.dtype == dtype
+        # ... and NumPy's reduction of the reference to within rounding, whatever order it takes
+        fin = np.isfinite(rda)
+        np.testing.assert_array_equal(fin, np.isfinite(da))
+        np.testing.assert_allclose(da[fin], rda[fin], rtol=1e-5 if dtype == np.float32 else 1e-12)
+    xf = x[..., :4][np.isfinite(x[..., :4]).all(-1)]        # finite rows: the gradient check's input
+    np.testing.assert_array_equal(EW.prelu(xf, a[:4]), np.maximum(xf, 0) + a[:4] * np.minimum(xf, 0))
+    # other inputs (mixed dtypes) go to the reference
+    np.testing.assert_array_equal(EW.prelu(x, a.astype(np.float16)), EW.prelu_ref(x, a.astype(np.float16)))
+
+
 def test_relu_gradcheck(rng):
     x = Tensor(rng.standard_normal((2, 5, 5, 3)) + 0.05, requires_grad=True)
     x.data[np.abs(x.data) < 1e-3] = 0.5                     # away from the kink

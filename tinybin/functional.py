@@ -692,8 +692,9 @@ def rank1_scale(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
 
 
 def prelu_np(x: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """PReLU on arrays: x where x >= 0, else a * x (a per channel, the last axis)."""
-    return np.where(x >= 0, x, x * a)
+    """PReLU on arrays: x where x >= 0, else a * x (a per channel, the last axis); one Numba pass
+    (`kernels.elementwise.prelu`, equal to `prelu_ref` bit for bit)."""
+    return _ew.prelu(x, a)
 
 
 class PReLU(Function):
@@ -705,10 +706,7 @@ class PReLU(Function):
     @staticmethod
     def backward(ctx, g):
         x, a = ctx.saved
-        neg = x < 0
-        dx = np.where(neg, g * a, g)
-        da = (g * x * neg).reshape(-1, x.shape[-1]).sum(axis=0)
-        return dx, da
+        return _ew.prelu_backward(g, x, a)                          # one pass, dx and da
 
 
 def prelu(x: Tensor, a: Tensor) -> Tensor:
