@@ -157,6 +157,29 @@ def _signed_equals_float(case, seed):
     assert np.array_equal(x1.grad, x2.grad) and np.array_equal(w1.grad, w2.grad)
 
 
+@given(case=conv_cases(kernels=(1, 3), max_c=140), seed=seeds, signed=st.booleans())
+def test_binary_conv2d_without_alpha_is_conv_of_sign_weights_bit_for_bit(case, seed, signed):
+    # alpha=False (XNOR-Net++'s conv before its learned scale), on packed bits when signed: the
+    # same numbers and gradients as the float graph conv2d(x, sign_weights(w)), bit for bit
+    xs, ws, stride, pad = case
+    r = np.random.default_rng(seed)
+    xsgn = F.sign(array_with_zeros(r, xs, np.float32))
+    w = array_with_zeros(r, ws, np.float32)
+    x1, w1 = Tensor(xsgn, requires_grad=True), Tensor(w, requires_grad=True)
+    x2, w2 = Tensor(xsgn.copy(), requires_grad=True), Tensor(w.copy(), requires_grad=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(F, "PACKED_MIN_K", 0)
+        mp.setattr(F, "PACKED_MIN_WORK", 0)
+        y1 = F.binary_conv2d(x1, w1, stride, pad, signed=signed, alpha=False)
+    y2 = F.conv2d(x2, F.sign_weights(w2), None, stride, pad)
+    assert y1.data.dtype == np.float32 and np.array_equal(y1.data, y2.data)
+    assert np.array_equal(y1.data, np.round(y1.data))                       # integer sums
+    g = r.standard_normal(y1.shape).astype(np.float32)
+    y1.backward(g)
+    y2.backward(g)
+    assert np.array_equal(x1.grad, x2.grad) and np.array_equal(w1.grad, w2.grad)
+
+
 def test_binary_conv2d_signed_path_runs_only_when_asked_possible_and_large(monkeypatch):
     from tinybin.kernels import xnor
     calls, packed = [], F._packed_sign_conv

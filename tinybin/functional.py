@@ -356,11 +356,11 @@ def _packed_sign_conv(x, sw, alpha, stride, padding) -> np.ndarray:
 
 class BinaryConv2d(Function):
     @staticmethod
-    def forward(ctx, x, w, stride=1, padding=0, signed=False):
+    def forward(ctx, x, w, stride=1, padding=0, signed=False, scaled=True):
         N, H, W, C = x.shape
         Cout, KH, KW, _ = w.shape
         OH, OW = _im.out_size(H, KH, stride, padding), _im.out_size(W, KW, stride, padding)
-        alpha = weight_alpha(w)
+        alpha = weight_alpha(w) if scaled else np.ones(Cout, w.dtype)   # x 1.0: exact
         sw = sign(w)
         if signed and _packed_forward_ok(x, N * OH * OW, KH * KW * C, Cout):
             out = _packed_sign_conv(x, sw, alpha, stride, padding)
@@ -386,7 +386,8 @@ class BinaryConv2d(Function):
         return dx, (None if dw is None else dw.reshape(sw.shape))
 
 
-def binary_conv2d(x: Tensor, w: Tensor, stride: int = 1, padding: int = 0, signed: bool = False) -> Tensor:
+def binary_conv2d(x: Tensor, w: Tensor, stride: int = 1, padding: int = 0, signed: bool = False,
+                  alpha: bool = True) -> Tensor:
     """Convolution with XNOR-Net binary weights: conv2d(x, sign(W)) * alpha (paper eq. 1).
 
     The same function as `conv2d(x, binarize_weights(w))`, but computed as an integer-valued
@@ -397,9 +398,14 @@ def binary_conv2d(x: Tensor, w: Tensor, stride: int = 1, padding: int = 0, signe
     signed=True promises that every value of x is +1 or -1 (x is the output of a sign); the
     forward of a large enough conv then runs on the XNOR-popcount kernel (`PACKED_FORWARD`,
     `PACKED_MIN_K`, `PACKED_MIN_WORK`), with the same result.
+
+    alpha=False: no scale, conv2d(x, sign(W)) -- the same numbers and gradients as
+    `conv2d(x, sign_weights(w))` (XNOR-Net++'s conv before its learned Gamma), with the packed
+    forward for signed inputs.
     """
     _check_conv(x, w, None, stride, padding)
-    return BinaryConv2d.apply(x, w, stride=int(stride), padding=int(padding), signed=bool(signed))
+    return BinaryConv2d.apply(x, w, stride=int(stride), padding=int(padding), signed=bool(signed),
+                              scaled=bool(alpha))
 
 
 # ---- batch normalisation --------------------------------------------------------------------

@@ -364,7 +364,7 @@ class PreActConv(Module):
 
     def _conv(self, a: Tensor) -> Tensor:
         """The convolution of the activation `a`; a binary unit's `a` is a sign's ±1 output."""
-        if type(self.conv) is BinaryConv2d:
+        if isinstance(self.conv, BinaryConv2d):                   # XNOR or learned scale
             return self.conv(a, signed=True)
         return self.conv(a)
 
@@ -421,8 +421,9 @@ class LearnedScaleBinaryConv2d(BinaryConv2d):
     calls at construction) runs one shape-only forward pass and allocates them. A spatial unit
     fed another size raises ValueError.
 
-    Forward: `conv2d(x, sign_weights(W))` -- an exact integer conv for x in {-1, +1} -- then one
-    float multiply by Gamma, the same two steps the packed XNOR unit takes, so packed == float bit
+    Forward: `binary_conv2d(x, W, alpha=False)` = conv2d(x, sign(W)) -- an exact integer conv for
+    x in {-1, +1}, on the packed XNOR kernel when the unit passes signed=True -- then one float
+    multiply by Gamma, the same two steps the packed XNOR unit takes, so packed == float bit
     for bit. Gradients: dL/dGamma = sum over the broadcast axes of g * conv; dL/dx through the
     conv with sign(W) and g * Gamma; dL/dW = dL/d sign(W) (straight through, as XNOR-Net here).
     """
@@ -468,8 +469,10 @@ class LearnedScaleBinaryConv2d(BinaryConv2d):
             return F.rank1_product(self.gamma_c.data, self.gamma_h.data, self.gamma_w.data)
         return self.scale_tensor().data
 
-    def forward(self, x: Tensor) -> Tensor:
-        y = F.conv2d(x, F.sign_weights(self.weight), None, self.stride, self.padding)
+    def forward(self, x: Tensor, signed: bool = False) -> Tensor:
+        """signed=True: x holds only ±1; the integer conv then runs on the packed XNOR kernel, as
+        `BinaryConv2d`'s (the same numbers as the float GEMM)."""
+        y = F.binary_conv2d(x, self.weight, self.stride, self.padding, signed=signed, alpha=False)
         if self.spatial:
             hw = tuple(y.shape[1:3])
             if self.out_hw is None:
@@ -555,7 +558,7 @@ def quantized_forward(unit: "PreActConv", h: Tensor) -> Tensor:
 
     def path(mode):
         if mode == "binary":
-            return conv(F.sign_ste(h))
+            return conv(F.sign_ste(h), signed=True)
         a = F.relu(h) if mode == "real" else F.sign_ste(h)
         return F.conv2d(a, conv.weight, None, conv.stride, conv.padding)
 
