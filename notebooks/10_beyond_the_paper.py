@@ -457,40 +457,22 @@ if summ is not None:
 # ### What the intervals say
 #
 # The papers' direction for every addition is "helps" (+1: row − baseline > 0). Two more
-# comparisons: does combining beat the best single addition, and does a gap to the real network
-# remain? All verdicts are computed from the paired intervals.
+# claims: does combining beat the rank-1 scale alone (the combination's own scale), and does a gap
+# to the real network remain? All verdicts are computed from the paired intervals
+# (`tinybin.experiments.beyond_claims`, which the `beyond` report and the README print too). A last
+# line compares all together with the single addition that scored best here; that row is chosen
+# after seeing the results, so it gets no verdict.
 
 # %%
-def by_seed(results, key):
-    return {r["seed"]: E.score_of(r, key) for r in results}
-
-
 verdict_rows = []
 if summ is not None:
-    res = E.load_results("beyond", root)
-    srow = {s["row"]: s for s in summ}
+    claims = E.beyond_claims(summ, E.load_results("beyond", root), KEYS)
     lines = ["| claim | metric | Δ, mean [95% CI] (pairs) | verdict |", "|---|---|---|---|"]
-    for name in ADDITIONS:
-        for key in KEYS:
-            d = srow[name]["diff"].get(key)
-            v = E.claim_verdict(d, +1)
-            verdict_rows.append((name, key, v))
-            lines.append(f"| {srow[name]['label']} helps | {key} | {E._fmt_diff(d)} | {v} |")
-    for key in KEYS:
-        d = E.paired_difference(by_seed(res["all"], key), by_seed(res["learned_rank1"], key))
-        v = E.claim_verdict(d, +1)
-        verdict_rows.append(("all - learned_rank1", key, v))
-        lines.append(f"| all together beats the rank-1 scale alone | {key} | {E._fmt_diff(d)} | {v} |")
-        d = E.paired_difference(by_seed(res["real"], key), by_seed(res["all"], key))
-        v = E.claim_verdict(d, +1)
-        verdict_rows.append(("real - all", key, v))
-        lines.append(f"| a gap to the real HPM remains after all additions | {key} | {E._fmt_diff(d)} | {v} |")
-        singles = [n for n in ADDITIONS if n != "all" and (srow[n]["diff"].get(key) or {}).get("n")]
-        if singles and res["all"]:
-            top = max(singles, key=lambda n: srow[n]["diff"][key]["mean"])
-            d = E.paired_difference(by_seed(res["all"], key), by_seed(res[top], key))
-            lines.append(f"| (post hoc) all together beats the best single addition, {top} | {key} | "
-                         f"{E._fmt_diff(d)} | {E.claim_verdict(d, +1)} |")
+    for c in claims:
+        if not c["post_hoc"]:
+            verdict_rows.append((c["claim"], c["key"], c["verdict"]))
+        lines.append(f"| {c['claim']} | {c['key']} | {E._fmt_diff(c['diff'])} | "
+                     f"{'(no verdict: chosen after the results)' if c['post_hoc'] else c['verdict']} |")
     show_md("\n".join(lines))
 
 # %% [markdown]
@@ -612,8 +594,8 @@ if summ is None:
 else:
     n = min((s["n"] for s in summ), default=0)
     print(f"beyond: {source}; {n} seed(s) in the smallest row" + (" (protocol asks >= 5)" if n < SEEDS else ""))
-    for name, key, v in verdict_rows:
-        print(f"  {name:<16} helps at {key:<13}: {v}")
+    for claim, key, v in verdict_rows:
+        print(f"  {claim} ({key}): {v}")
 
 # %% [markdown]
 # ## Exercises

@@ -333,6 +333,33 @@ def test_beyond_rows_settings_and_gap_closed_by_hand():
     assert got["a"]["lo"] == pytest.approx(d["lo"] / 20.0)
 
 
+def test_beyond_claims_by_hand():
+    from tinybin import experiments as E
+    scores = {"baseline": [50.0, 52.0, 54.0], "learned_rank1": [49.0, 53.0, 55.0],   # +0 +- 1: unresolved
+              "prelu": [40.0, 41.0, 43.0],                                          # clearly worse
+              "all": [58.0, 59.0, 62.0], "real": [70.0, 72.0, 74.0]}
+    results = {k: [{"seed": i, "metrics": {"pckh": v}} for i, v in enumerate(vals)] for k, vals in scores.items()}
+
+    def diff(a, b):
+        return E.paired_difference(dict(enumerate(scores[a])), dict(enumerate(scores[b])))
+    summ = [{"row": k, "label": k, "diff": {} if k == "baseline" else {"pckh": diff(k, "baseline")}}
+            for k in scores]
+    claims = E.beyond_claims(summ, results, ("pckh",))
+    assert [(c["name"], c["post_hoc"]) for c in claims] == [
+        ("learned_rank1", False), ("prelu", False), ("all", False),      # each addition (not the ceiling)
+        ("all - learned_rank1", False), ("real - all", False),
+        ("all - learned_rank1", True)]         # post hoc: the best single addition here is learned_rank1
+    got = {c["name"]: c for c in claims if not c["post_hoc"]}
+    assert got["prelu"]["verdict"] == "disagrees"
+    assert got["learned_rank1"]["verdict"] == "unresolved"
+    assert got["all"]["verdict"] == "agrees"
+    c = got["all - learned_rank1"]               # 9, 6, 7: mean 7.33, t(2) = 4.303
+    assert c["diff"]["mean"] == pytest.approx(22.0 / 3) and c["verdict"] == "agrees"
+    assert c["diff"]["lo"] == pytest.approx(22.0 / 3 - 4.303 * np.std([9, 6, 7], ddof=1) / np.sqrt(3), abs=1e-3)
+    assert got["real - all"]["diff"]["mean"] == pytest.approx(37.0 / 3)
+    assert all(c["key"] == "pckh" for c in claims)
+
+
 def test_progressive_and_reverse_init_runs_resume_exactly(tmp_path):
     from tinybin.data import SyntheticPose
     data = SyntheticPose(16, resolution=32, seed=0)

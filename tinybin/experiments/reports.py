@@ -625,6 +625,45 @@ def gap_closed(summ: list[dict], key: str, ceiling: str) -> dict[str, dict | Non
     return out
 
 
+def beyond_claims(summ: list[dict], results: dict[str, list[dict]], keys=("pckh", "pckh_matched")) -> list[dict]:
+    """The claims of the `beyond` experiment, fixed with its protocol (notebook 10), each with its
+    paired difference and verdict (`claim_verdict`, direction +1): every addition helps (row -
+    baseline > 0); all together beats the rank-1 scale alone; a gap to the real HPM remains after
+    all additions (real - all > 0). One more line per metric is marked post_hoc (no verdict of
+    the protocol): all together against the single addition that scored best on this test split.
+
+    Each: dict(claim, name, key, diff, verdict, post_hoc)."""
+    srow = {s["row"]: s for s in summ}
+    additions = [s["row"] for s in summ if s["diff"] and s["row"] != "real"]   # the reference has no diff
+
+    def seeds_of(row, key):
+        return {r["seed"]: score_of(r, key) for r in results.get(row, [])}
+
+    def pair(a, b, key):
+        return paired_difference(seeds_of(a, key), seeds_of(b, key))
+
+    out = []
+    for name in additions:
+        for key in keys:
+            d = srow[name]["diff"].get(key)
+            out.append(dict(claim=f"{srow[name]['label']} helps", name=name, key=key, diff=d,
+                            verdict=claim_verdict(d, +1), post_hoc=False))
+    for key in keys:
+        d = pair("all", "learned_rank1", key)
+        out.append(dict(claim="all together beats the rank-1 scale alone", name="all - learned_rank1", key=key,
+                        diff=d, verdict=claim_verdict(d, +1), post_hoc=False))
+        d = pair("real", "all", key)
+        out.append(dict(claim="a gap to the real HPM remains after all additions", name="real - all", key=key,
+                        diff=d, verdict=claim_verdict(d, +1), post_hoc=False))
+        singles = [n for n in additions if n != "all" and (srow[n]["diff"].get(key) or {}).get("n")]
+        if singles and results.get("all"):
+            top = max(singles, key=lambda n: srow[n]["diff"][key]["mean"])
+            d = pair("all", top, key)
+            out.append(dict(claim=f"(post hoc) all together beats the best single addition, {top}",
+                            name=f"all - {top}", key=key, diff=d, verdict=claim_verdict(d, +1), post_hoc=True))
+    return out
+
+
 def _beyond_section(exp: Experiment, summ: list[dict], keys: list[str], root: str) -> list[str]:
     """Report section of `beyond`: the fraction of the real-binary gap each row closes."""
     lines = ["", f"Fraction of the real-binary gap closed, (row - {exp.reference}) / (real - {exp.reference}), "
@@ -644,6 +683,11 @@ def _beyond_section(exp: Experiment, summ: list[dict], keys: list[str], root: st
             else:
                 cells.append(f"{c['mean']:.2f} [{c['lo']:.2f}, {c['hi']:.2f}] ({c['n']}; gap {c['gap']:.1f} pts)")
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "The claims fixed before the runs (notebook 10), Δ paired over seeds, mean [95% CI] (pairs); "
+              "verdicts from the intervals", "", "| claim | metric | Δ | verdict |", "|---|---|---|---|"]
+    for c in beyond_claims(summ, load_results(exp.name, root), keys):
+        lines.append(f"| {c['claim']} | {c['key']} | {_fmt_diff(c['diff'])} | "
+                     f"{'(no verdict: chosen after the results)' if c['post_hoc'] else c['verdict']} |")
     return lines
 
 
