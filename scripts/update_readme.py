@@ -131,8 +131,8 @@ def beyond_section() -> str:
             "recipe, 1 = the real HPM; mean and 95% CI over paired seeds, at PCKh@0.5 and at the matched "
             "tolerance), drawn from `results/beyond/` by `python scripts/update_readme.py`:\n\n"
             f"![fraction of the real-binary gap closed]({BEYOND_FIGURE})\n\n"
-            "The table with the paired differences is under Results above (the `beyond` report); notebook 10 "
-            "gives the verdicts.")
+            "The paired differences and the verdicts of the claims fixed before the runs are under Results "
+            "above (the `beyond` report); notebook 10 walks through them.")
 
 
 def write_beyond_figure() -> str | None:
