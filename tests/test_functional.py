@@ -141,16 +141,20 @@ def test_binary_conv2d_signed_forward_on_the_xnor_kernel_is_bit_identical(case, 
         _signed_equals_float(case, seed)
 
 
-def _signed_equals_float(case, seed):
+def _signed_equals_float(case, seed, signed=True, alpha=True):
+    """binary_conv2d(signed, alpha) against the float graph: binary_conv2d(x, w) (alpha) or
+    conv2d(x, sign_weights(w)) (no alpha), forward and gradients bit for bit."""
     xs, ws, stride, pad = case
     r = np.random.default_rng(seed)
     xsgn = F.sign(array_with_zeros(r, xs, np.float32))
     w = array_with_zeros(r, ws, np.float32)
     x1, w1 = Tensor(xsgn, requires_grad=True), Tensor(w, requires_grad=True)
     x2, w2 = Tensor(xsgn.copy(), requires_grad=True), Tensor(w.copy(), requires_grad=True)
-    y1 = F.binary_conv2d(x1, w1, stride, pad, signed=True)
-    y2 = F.binary_conv2d(x2, w2, stride, pad)
+    y1 = F.binary_conv2d(x1, w1, stride, pad, signed=signed, alpha=alpha)
+    y2 = F.binary_conv2d(x2, w2, stride, pad) if alpha else F.conv2d(x2, F.sign_weights(w2), None, stride, pad)
     assert y1.data.dtype == np.float32 and np.array_equal(y1.data, y2.data)
+    if not alpha:
+        assert np.array_equal(y1.data, np.round(y1.data))                   # integer sums
     g = r.standard_normal(y1.shape).astype(np.float32)
     y1.backward(g)
     y2.backward(g)
@@ -161,23 +165,10 @@ def _signed_equals_float(case, seed):
 def test_binary_conv2d_without_alpha_is_conv_of_sign_weights_bit_for_bit(case, seed, signed):
     # alpha=False (XNOR-Net++'s conv before its learned scale), on packed bits when signed: the
     # same numbers and gradients as the float graph conv2d(x, sign_weights(w)), bit for bit
-    xs, ws, stride, pad = case
-    r = np.random.default_rng(seed)
-    xsgn = F.sign(array_with_zeros(r, xs, np.float32))
-    w = array_with_zeros(r, ws, np.float32)
-    x1, w1 = Tensor(xsgn, requires_grad=True), Tensor(w, requires_grad=True)
-    x2, w2 = Tensor(xsgn.copy(), requires_grad=True), Tensor(w.copy(), requires_grad=True)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(F, "PACKED_MIN_K", 0)
         mp.setattr(F, "PACKED_MIN_WORK", 0)
-        y1 = F.binary_conv2d(x1, w1, stride, pad, signed=signed, alpha=False)
-    y2 = F.conv2d(x2, F.sign_weights(w2), None, stride, pad)
-    assert y1.data.dtype == np.float32 and np.array_equal(y1.data, y2.data)
-    assert np.array_equal(y1.data, np.round(y1.data))                       # integer sums
-    g = r.standard_normal(y1.shape).astype(np.float32)
-    y1.backward(g)
-    y2.backward(g)
-    assert np.array_equal(x1.grad, x2.grad) and np.array_equal(w1.grad, w2.grad)
+        _signed_equals_float(case, seed, signed=signed, alpha=False)
 
 
 def test_binary_conv2d_signed_path_runs_only_when_asked_possible_and_large(monkeypatch):
