@@ -467,13 +467,8 @@ if summ is not None:
 verdict_rows = []
 if summ is not None:
     claims = E.beyond_claims(summ, E.load_results("beyond", root), KEYS)
-    lines = ["| claim | metric | Δ, mean [95% CI] (pairs) | verdict |", "|---|---|---|---|"]
-    for c in claims:
-        if not c["post_hoc"]:
-            verdict_rows.append((c["claim"], c["key"], c["verdict"]))
-        lines.append(f"| {c['claim']} | {c['key']} | {E._fmt_diff(c['diff'])} | "
-                     f"{'(no verdict: chosen after the results)' if c['post_hoc'] else c['verdict']} |")
-    show_md("\n".join(lines))
+    verdict_rows = [(c["claim"], c["key"], c["verdict"]) for c in claims if not c["post_hoc"]]
+    show_md("\n".join(E.format_beyond_claims(claims)))
 
 # %% [markdown]
 # ## 9. Faces: all additions together, NME by yaw

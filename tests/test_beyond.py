@@ -358,6 +358,10 @@ def test_beyond_claims_by_hand():
     assert c["diff"]["lo"] == pytest.approx(22.0 / 3 - 4.303 * np.std([9, 6, 7], ddof=1) / np.sqrt(3), abs=1e-3)
     assert got["real - all"]["diff"]["mean"] == pytest.approx(37.0 / 3)
     assert all(c["key"] == "pckh" for c in claims)
+    table = E.format_beyond_claims(claims)
+    assert len(table) == 2 + len(claims)
+    assert table[2 + 1].startswith("| prelu helps | pckh | ") and table[2 + 1].endswith(" | disagrees |")
+    assert table[-1].endswith("| (no verdict: chosen after the results) |")
 
 
 def test_progressive_and_reverse_init_runs_resume_exactly(tmp_path):

@@ -61,7 +61,8 @@ from .reports import (  # noqa: F401
     load_results, score_of, _mean_std, paired_difference, summarize, _fmt_diff, report,
     curves_report, SELECT_LAST, SELECT_TIE, calibration_choice, calibration_report, budget_choice, budget_report,
     BUDGET_TOL, BUDGET_MIN,
-    PAPER_TABLE1_PARTS, parts_report, claim_verdict, scale_verdict, gap_closed, beyond_claims, REPORT_SECTIONS,
+    PAPER_TABLE1_PARTS, parts_report, claim_verdict, scale_verdict, gap_closed, beyond_claims, format_beyond_claims,
+    REPORT_SECTIONS,
     SCALE_COMPARISONS, seed_scores, seed_difference, scale_check, loss_drift,
     NOISE_LAYERS, NOISE_STATS, feature_noise_by_seed, feature_noise_table,
 )

@@ -684,10 +684,18 @@ def _beyond_section(exp: Experiment, summ: list[dict], keys: list[str], root: st
                 cells.append(f"{c['mean']:.2f} [{c['lo']:.2f}, {c['hi']:.2f}] ({c['n']}; gap {c['gap']:.1f} pts)")
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "The claims fixed before the runs (notebook 10), Δ paired over seeds, mean [95% CI] (pairs); "
-              "verdicts from the intervals", "", "| claim | metric | Δ | verdict |", "|---|---|---|---|"]
-    for c in beyond_claims(summ, load_results(exp.name, root), keys):
-        lines.append(f"| {c['claim']} | {c['key']} | {_fmt_diff(c['diff'])} | "
-                     f"{'(no verdict: chosen after the results)' if c['post_hoc'] else c['verdict']} |")
+              "verdicts from the intervals", ""]
+    lines += format_beyond_claims(beyond_claims(summ, load_results(exp.name, root), keys))
+    return lines
+
+
+def format_beyond_claims(claims: list[dict]) -> list[str]:
+    """`beyond_claims` as the lines of a markdown table: claim, metric, Δ mean [95% CI] (pairs),
+    verdict (post-hoc lines get none: they were chosen after seeing the results)."""
+    lines = ["| claim | metric | Δ, mean [95% CI] (pairs) | verdict |", "|---|---|---|---|"]
+    for c in claims:
+        verdict = "(no verdict: chosen after the results)" if c["post_hoc"] else c["verdict"]
+        lines.append(f"| {c['claim']} | {c['key']} | {_fmt_diff(c['diff'])} | {verdict} |")
     return lines
 
 
