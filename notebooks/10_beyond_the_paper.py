@@ -504,6 +504,7 @@ else:
     print(f"not run yet: python -m tinybin.experiments run face beyond_face --seeds {FACE_SEEDS} --jobs 2")
 
 # %%
+face_verdicts = []
 if face_root is not None:
     fres = E.load_results(FACE_EXP.name, face_root)
     scores = {n: {r["seed"]: E.face_scores(r) for r in rs} for n, rs in fres.items()}
@@ -522,8 +523,9 @@ if face_root is not None:
             continue
         ds = {c: E.paired_difference({s: v[c] for s, v in scores[a].items() if c in v},
                                      {s: v[c] for s, v in scores[b].items() if c in v}) for c in cols}
+        face_verdicts.append((claim, ds["mean"], E.claim_verdict(ds["mean"], -1)))
         lines.append(f"| {claim} | {a} - {b} | " + " | ".join(E._fmt_d2(ds[c]) for c in cols) +
-                     f" | {E.claim_verdict(ds['mean'], -1)} |")
+                     f" | {face_verdicts[-1][2]} |")
     show_md("\n".join(lines))
     fig, ax = plt.subplots(figsize=(7, 3))
     for i, row in enumerate(FACE_EXP.rows):
@@ -577,7 +579,7 @@ show_md("\n".join(lines))
 # - Every option packs exactly: the packed network equals the float one bit for bit (section 3).
 # - Progressive quantization, reverse-order initialisation and distillation are training-only.
 # - What each closes of the gap, and whether combining them helps, is printed below from the
-#   verdicts of section 8 (or "not run yet").
+#   verdicts of section 8, and the face verdicts of section 9 (or "not run yet").
 
 # %%
 for opt in (("learned_channel", False), ("learned_rank1", False), ("learned_spatial", False), ("xnor", True)):
@@ -591,6 +593,10 @@ else:
     print(f"beyond: {source}; {n} seed(s) in the smallest row" + (" (protocol asks >= 5)" if n < SEEDS else ""))
     for claim, key, v in verdict_rows:
         print(f"  {claim} ({key}): {v}")
+if face_verdicts:
+    print(f"beyond_face: {face_source}")
+    for claim, d, v in face_verdicts:
+        print(f"  {claim} (NME, mean over yaw): {E._fmt_d2(d)}: {v}")
 
 # %% [markdown]
 # ## Exercises
