@@ -543,6 +543,28 @@ def test_cli_misuse_is_one_error_line_naming_the_flag(capsys, argv, flag):
     assert "Traceback" not in err
 
 
+def test_ctrl_c_during_cli_training_saves_the_step_and_the_same_command_resumes(tmp_path, capsys, monkeypatch):
+    import signal
+    from tinybin.train import Trainer
+    argv = TINY_TRAIN + ["--steps", "4", "--out", str(tmp_path / "run")]
+    plain = Trainer.train_step
+
+    def ctrl_c_in_step_1(self, step):
+        if step == 1:
+            signal.raise_signal(signal.SIGINT)
+        return plain(self, step)
+    monkeypatch.setattr(Trainer, "train_step", ctrl_c_in_step_1)
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "after step 2" in err and "checkpoint.npz" in err and "resumes" in err and "Traceback" not in err, err
+    with open(tmp_path / "run" / "history.json") as fh:
+        assert json.load(fh)["step"] == [0, 1]  # step 1 finished; nothing after it ran
+    monkeypatch.undo()
+    assert main(argv) == 0
+    with open(tmp_path / "run" / "history.json") as fh:
+        assert json.load(fh)["step"] == [0, 1, 2, 3]
+
+
 def test_cli_unknown_flag_prints_the_subcommand_usage(capsys):
     with pytest.raises(SystemExit) as e:
         main(["train", "--bogus"])

@@ -1,5 +1,11 @@
 """Parallel experiment runner (worker processes, Dask), warm-up schedule and flip-tested evaluation."""
+import glob
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -49,6 +55,110 @@ def test_failed_job_is_reported_after_the_others(tmp_path):
         X.run("table1", seeds=1, root=str(tmp_path), quick=True, progress=False, jobs=2,
               recipe={"real": {"optimizer": "nope"}})  # the real row fails, the binary row finishes
     assert os.path.exists(X.result_path("table1", "bottleneck_binary", 0, str(tmp_path)))
+
+
+# ---------------------------------------------------------------- interruption
+
+STEPS = 100
+RUN = [sys.executable, "-m", "tinybin.experiments", "run", "table1", "--quick", "--steps", str(STEPS),
+       "--seeds", "1", "--jobs", "2"]
+
+
+def _workers(pid: int) -> list[int]:
+    """The pool's worker processes of runner `pid` (Linux /proc)."""
+    out = []
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{d}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{d}/cmdline", "rb") as fh:
+                spawned = b"spawn_main" in fh.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and spawned:
+            out.append(int(d))
+    return out
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _checkpointed_steps(root: str) -> dict[str, int]:
+    """{run: steps its checkpoint holds} under root/.partial."""
+    out = {}
+    for d in glob.glob(os.path.join(root, ".partial", "*", "*")):
+        with open(os.path.join(d, "history.json")) as fh:
+            out[os.path.relpath(d, os.path.join(root, ".partial"))] = len(json.load(fh)["loss"])
+    return out
+
+
+def _until(cond, what, timeout=120.0):
+    t0 = time.time()
+    while not cond():
+        assert time.time() - t0 < timeout, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker processes in /proc")
+def test_a_killed_or_interrupted_runner_loses_nothing_and_resumes_to_the_same_files(tmp_path):
+    root = str(tmp_path / "res")
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+
+    def start():  # SIGINT as in a terminal (a shell's background job would ignore it)
+        return subprocess.Popen(RUN + ["--results", root], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    # 1. The runner is killed outright (SIGKILL): its two workers notice that it has gone, stop after
+    #    their current step with a checkpoint, and exit; they start nothing else.
+    t0 = time.time()
+    proc = start()
+    _until(lambda: len(glob.glob(os.path.join(root, ".partial", "*", "*"))) == 2, "two runs to start")
+    startup = time.time() - t0
+    workers = _workers(proc.pid)
+    assert len(workers) == 2
+    proc.kill()
+    proc.communicate()
+    _until(lambda: not any(map(_running, workers)), "the orphaned workers to exit")
+    first = _checkpointed_steps(root)
+    assert sorted(first) == ["table1/bottleneck_real__seed0", "table2/bottleneck__seed0"]  # binary: same_as
+    assert all(0 < s < STEPS for s in first.values()), first
+
+    # 2. Ctrl-C to the runner alone (about when its workers resume training): it asks them to stop;
+    #    they checkpoint or, still starting, just exit; no run finishes; the runner exits with 130
+    proc = start()
+    _until(lambda: len(_workers(proc.pid)) == 2, "the workers")
+    workers = _workers(proc.pid)
+    time.sleep(0.75 * startup)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err, err
+    _until(lambda: not any(map(_running, workers)), "the workers to exit")
+    assert X.result_files(root) == {}
+    second = _checkpointed_steps(root)
+    assert sorted(second) == sorted(first) and all(first[k] <= second[k] < STEPS for k in first), (first, second)
+
+    # 3. Running the same command again finishes the table: the same files as one uninterrupted process
+    proc = subprocess.run(RUN + ["--results", root], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert not _checkpointed_steps(root)
+    ref = str(tmp_path / "ref")
+    X.run("table1", seeds=1, root=ref, quick=True, progress=False, jobs=1, overrides={"steps": STEPS})
+    assert X.result_files(root) == X.result_files(ref)
+
+
+def test_sigterm_takes_the_path_of_ctrl_c_in_the_runner_command():
+    from tinybin.experiments.cli import _sigterm_as_ctrl_c
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        with _sigterm_as_ctrl_c():
+            signal.raise_signal(signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) == before
 
 
 # ---------------------------------------------------------------- warm-up and flip testing

@@ -10,7 +10,7 @@ import pytest
 
 import tinybin.data as D
 import tinybin as tb
-from tinybin.train import TrainConfig, Trainer, evaluate
+from tinybin.train import TrainConfig, Trainer, TrainingInterrupted, evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,6 +55,68 @@ def test_resume_gives_the_same_weights_and_losses_as_an_uninterrupted_run(tmp_pa
     np.testing.assert_array_equal(resumed.history["loss"], full.history["loss"])
     for (k, a), (_, b) in zip(full.net.state_dict().items(), resumed.net.state_dict().items()):
         np.testing.assert_array_equal(a, b, err_msg=k)
+
+
+def _assert_same_run(a, b):
+    np.testing.assert_array_equal(a.history["loss"], b.history["loss"])
+    for (k, x), (_, y) in zip(a.net.state_dict().items(), b.net.state_dict().items()):
+        np.testing.assert_array_equal(x, y, err_msg=k)
+
+
+def test_should_stop_stops_between_steps_checkpoints_and_the_run_resumes_bit_exact(tmp_path, pose_data):
+    train, _ = pose_data
+    cfg = TrainConfig(steps=7, batch_size=4, lr=1e-3, lr_end=2e-4, ckpt_every=0, seed=3)  # no periodic ckpt
+    full = Trainer(small_net(), train, cfg, progress=False)
+    full.fit()
+
+    t = Trainer(small_net(), train, cfg, out_dir=str(tmp_path), progress=False, should_stop=lambda: t.step == 4)
+    with pytest.raises(TrainingInterrupted) as info:
+        t.fit()
+    assert (info.value.step, info.value.reason) == (4, "should_stop")
+    assert info.value.checkpoint == str(tmp_path / "checkpoint.npz") and os.path.exists(info.value.checkpoint)
+    assert len(t.history["loss"]) == 4
+
+    resumed = Trainer(small_net(seed=99), train, cfg, out_dir=str(tmp_path), progress=False)
+    resumed.fit()
+    assert resumed.step == 7
+    _assert_same_run(resumed, full)
+
+    # without an out_dir nothing is saved, and calling fit() again continues in memory
+    mem = Trainer(small_net(), train, cfg, progress=False, should_stop=lambda: mem.step == 2)
+    with pytest.raises(TrainingInterrupted) as info:
+        mem.fit()
+    assert info.value.checkpoint is None and mem.step == 2
+    mem.should_stop = None
+    mem.fit()
+    _assert_same_run(mem, full)
+
+
+def test_ctrl_c_during_fit_finishes_the_step_then_stops_and_a_second_one_stops_at_once(pose_data):
+    train, _ = pose_data
+    cfg = TrainConfig(steps=6, batch_size=4, lr=1e-3, seed=3)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+
+    def send(*signums):  # "Ctrl-C" arrives while step 2 has finished and step 3 has not started
+        def check():
+            if t.step == 2:
+                for s in signums:  # to this thread: handled before raise_signal returns
+                    signal.raise_signal(s)
+            return False
+        return check
+
+    for signum, name in ((signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")):
+        t = Trainer(small_net(), train, cfg, progress=False, should_stop=send(signum))
+        with pytest.raises(TrainingInterrupted) as info:
+            t.fit()
+        # the signal is seen at the next step boundary: step 3 ran whole, nothing after it
+        assert (info.value.step, info.value.reason) == (3, name) and len(t.history["loss"]) == 3
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+    t = Trainer(small_net(), train, cfg, progress=False, should_stop=send(signal.SIGINT, signal.SIGINT))
+    with pytest.raises(KeyboardInterrupt) as info:
+        t.fit()
+    assert not isinstance(info.value, TrainingInterrupted) and t.step == 2
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
 def test_checkpoint_with_a_different_training_config_is_refused(tmp_path, pose_data):

@@ -550,6 +550,12 @@ def main(argv=None) -> int:
     except FloatingPointError as e:  # a diverged training run (the last good checkpoint is kept)
         print(f"{ap.prog}: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as e:  # Ctrl-C; during training: stopped after a step, checkpointed
+        msg = f"{ap.prog}: {e}" if str(e) else f"{ap.prog}: interrupted"
+        if a.cmd == "train" and getattr(e, "checkpoint", None):
+            msg += "; the same command resumes from it"
+        print(f"\n{msg}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

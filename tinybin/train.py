@@ -20,8 +20,11 @@ trajectory of an uninterrupted run. Checkpoints are written atomically (`tinybin
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
@@ -351,17 +354,59 @@ def score_face(net: Module, batch: dict, stride: int = 4, batch_size: int = 32,
 
 # ---- the trainer ----------------------------------------------------------------------------
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """`Trainer.fit` stopped between two steps: Ctrl-C (SIGINT), SIGTERM, or its `should_stop`
+    returned True. The step in progress finished, so the network and optimizer hold the state after
+    `step` steps; `checkpoint` is where that state was saved (None without an `out_dir`). Call
+    `fit()` again, or rerun the same command, to continue exactly where it stopped."""
+
+    def __init__(self, step: int, checkpoint: str | None, reason: str):
+        self.step, self.checkpoint, self.reason = step, checkpoint, reason
+        where = f"; saved to {checkpoint}" if checkpoint else "; nothing saved (no out_dir)"
+        super().__init__(f"training interrupted ({reason}) after step {step}{where}")
+
+
+@contextlib.contextmanager
+def _deferred_signals(caught: list):
+    """While training in the main thread, SIGINT and SIGTERM only append their name to `caught`;
+    the loop looks at it between steps. A second SIGINT interrupts at once, as Ctrl-C usually
+    does (nothing is saved then beyond the last checkpoint). In other threads: no change."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if caught and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        caught.append(signal.Signals(signum).name)
+
+    # a signal the process ignores (SIGINT under nohup, or in a shell's background job) stays ignored
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)
+           if signal.getsignal(s) is not signal.SIG_IGN}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+
 class Trainer:
     """Train `net` on `data` with `cfg`; checkpoints and history go to `out_dir` (optional).
 
         trainer = Trainer(net, train_set, TrainConfig(steps=1500), val=test_set, out_dir="runs/x")
         history = trainer.fit()          # resumes from runs/x/checkpoint.npz if present
         trainer.evaluate()               # paper metrics on the validation set
+
+    Ctrl-C (or SIGTERM) during `fit` lets the step in progress finish, saves a checkpoint and
+    raises `TrainingInterrupted`; a second Ctrl-C stops at once. `should_stop`, a function called
+    between steps, stops training the same way when it returns True (a worker process uses it to
+    stop when the process that started it has gone).
     """
 
     def __init__(self, net: Module, data, cfg: TrainConfig | None = None, val=None,
                  out_dir: str | None = None, progress: bool = True,
-                 on_eval: Callable[[int, dict], None] | None = None):
+                 on_eval: Callable[[int, dict], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None):
         if isinstance(data, TrainConfig) or not hasattr(data, "__len__"):
             raise TypeError(f"Trainer(net, data, cfg=None, ...): data must be a dataset (e.g. SyntheticPose), "
                             f"got {type(data).__name__}")
@@ -382,6 +427,7 @@ class Trainer:
         self.data_settings = data_settings(data)
         self.progress = progress
         self.on_eval = on_eval
+        self.should_stop = should_stop
         self.stacks = int(getattr(net, "config", {}).get("stacks", 1))
         self.step = 0
         self.history: dict[str, list] = {"step": [], "loss": [], "lr": [], "time": [],
@@ -525,20 +571,29 @@ class Trainer:
         if self.progress and tqdm is not None:
             bar = tqdm(total=total, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
                        leave=True)
+        caught: list[str] = []
         try:
-            while self.step < total:
-                t0 = time.perf_counter()
-                loss = self.train_step(self.step)
-                self.train_time += time.perf_counter() - t0
-                self.history["time"].append(self.train_time)
-                self.step += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.4g}", lr=f"{self.opt.lr:.2g}")
-                if c.eval_every and self.val is not None and self.step % c.eval_every == 0 and self.step < total:
-                    self._periodic_eval()
-                if c.ckpt_every and self.out_dir and self.step % c.ckpt_every == 0 and self.step < total:
-                    self.save_checkpoint()
+            with _deferred_signals(caught):
+                while self.step < total:
+                    t0 = time.perf_counter()
+                    loss = self.train_step(self.step)
+                    self.train_time += time.perf_counter() - t0
+                    self.history["time"].append(self.train_time)
+                    self.step += 1
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{loss:.4g}", lr=f"{self.opt.lr:.2g}")
+                    if self.step >= total:
+                        break
+                    if c.eval_every and self.val is not None and self.step % c.eval_every == 0:
+                        self._periodic_eval()
+                    if c.ckpt_every and self.out_dir and self.step % c.ckpt_every == 0:
+                        self.save_checkpoint()
+                    if caught or (self.should_stop is not None and self.should_stop()):
+                        path = None
+                        if self.out_dir:
+                            path = self.save_checkpoint() if self._saved_step != self.step else self.ckpt_path
+                        raise TrainingInterrupted(self.step, path, caught[0] if caught else "should_stop")
         finally:
             if bar is not None:
                 bar.close()
@@ -752,6 +807,6 @@ def _check_out_dir(out_dir: str | None, create: bool = False) -> None:
         os.makedirs(out_dir, exist_ok=True)
 
 
-__all__ = ["TrainConfig", "Trainer", "evaluate", "predict", "predict_points", "compute_loss", "annotated",
-           "heatmap_targets", "mask_targets", "make_optimizer", "write_json", "METRICS", "register_metric",
+__all__ = ["TrainConfig", "Trainer", "TrainingInterrupted", "evaluate", "predict", "predict_points", "compute_loss",
+           "annotated", "heatmap_targets", "mask_targets", "make_optimizer", "write_json", "METRICS", "register_metric",
            "TARGETS", "data_settings", "quantization_state", "distillation_loss", "load_teacher"]

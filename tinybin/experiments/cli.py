@@ -2,11 +2,32 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
 
 from .definitions import EXPERIMENTS, RESULTS, get
 from .runner import default_jobs, load_recipe, plan, run
 from .reports import budget_report, calibration_report, curves_report, report
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c():
+    """SIGTERM (`kill`, a batch system's time limit) takes the path of Ctrl-C: runs in progress
+    stop after their current step and checkpoint, so nothing is lost."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old if old is not None else signal.SIG_DFL)
+
 
 def _overrides(a) -> dict:
     """CLI training overrides (only the flags that were given)."""
@@ -99,8 +120,9 @@ def main(argv=None) -> int:
                     raise ValueError("--dry-run describes full runs; drop --quick")
                 print(format_plan(plan(names, a.seeds, a.results, a.rows, a.first_seed, over, recipe), jobs))
                 return 0
-            run(names, a.seeds, a.results, a.rows, a.quick, first_seed=a.first_seed, jobs=jobs,
-                scheduler=a.scheduler, overrides=over, recipe=recipe)
+            with _sigterm_as_ctrl_c():
+                run(names, a.seeds, a.results, a.rows, a.quick, first_seed=a.first_seed, jobs=jobs,
+                    scheduler=a.scheduler, overrides=over, recipe=recipe)
             if not a.quick or a.results:
                 root = a.results or RESULTS
                 for exp in {e.name: e for e in exps}.values():
@@ -120,5 +142,11 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        where = os.path.join(getattr(a, "results", None) or RESULTS, ".partial")
+        print(f"\ninterrupted: finished runs are written; runs in progress stopped after their current step "
+              f"and were checkpointed under {where}/ (unless interrupted twice). Run the same command again "
+              f"to resume them.", file=sys.stderr)
+        return 130
     return 0
 

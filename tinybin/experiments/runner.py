@@ -10,10 +10,13 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict
+from typing import Callable
 
 import numpy as np
 
@@ -77,11 +80,15 @@ def _json_rows(a: np.ndarray) -> list:
 
 def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick: bool = False,
             progress: bool = True, overrides: dict | None = None, recipe: dict | None = None,
-            write: bool | None = None, work_root: str | None = None) -> dict:
+            write: bool | None = None, work_root: str | None = None,
+            should_stop: Callable[[], bool] | None = None) -> dict:
     """Train and evaluate one (row, seed); return its result dict, and write it under `root`.
 
     work_root: where the checkpoints of the run in progress go (`partial_dir`); default `root`
     when writing, else none.
+
+    should_stop: called between training steps; True stops the run as Ctrl-C does (checkpoint,
+    then `tinybin.train.TrainingInterrupted`).
 
     write: default True for full runs (root defaults to results/) and, for quick runs, only when a
     `root` is given. Experiments with split "val" build only the train and val splits.
@@ -97,7 +104,7 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
     teacher = train_kw.get("distill_teacher")
     if isinstance(teacher, str) and teacher.startswith("@"):  # "@row": that row's network, same seed
         train_kw["distill_teacher"] = ensure_teacher(exp, teacher[1:], seed, root, quick, progress, overrides,
-                                                     recipe, write, work_root)
+                                                     recipe, write, work_root, should_stop)
     data_kw = dict(row.data_opts)
     if quick:  # a smoke-sized run so every code path executes in CI
         train_kw.update(steps=4, batch_size=4, eval_samples=16, finetune_steps=min(train_kw.get("finetune_steps", 0), 2),
@@ -136,7 +143,8 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
     splits = ("train", "val") if val_mode else ("train", "test")
     train, evalset = make_data(row.data, seed=seed, splits=splits, **data_kw)
     t0 = time.time()
-    trainer = Trainer(net, train, cfg, val=evalset if val_mode else None, progress=progress, out_dir=work)
+    trainer = Trainer(net, train, cfg, val=evalset if val_mode else None, progress=progress, out_dir=work,
+                      should_stop=should_stop)
     history = trainer.fit(resume=work is not None)
     train_time = time.time() - t0
     if is_teacher(exp, row):
@@ -249,7 +257,7 @@ def _teacher_root(root: str, write: bool, work_root: str | None) -> str:
 
 
 def ensure_teacher(exp: Experiment, name: str, seed: int, root: str | None, quick: bool, progress: bool,
-                   overrides, recipe, write, work_root) -> str:
+                   overrides, recipe, write, work_root, should_stop=None) -> str:
     """The checkpoint path of row `name`'s trained network for `seed`; trains the row when missing
     (its `same_as` source, when it has one: the teacher is that run)."""
     exp, row = source(exp, exp.row(name))
@@ -260,7 +268,7 @@ def ensure_teacher(exp: Experiment, name: str, seed: int, root: str | None, quic
     path = teacher_path(exp.name, name, seed, _teacher_root(r, w, wr))
     if not os.path.exists(path):
         run_one(exp, row, seed, root=root, quick=quick, progress=progress, overrides=overrides, recipe=recipe,
-                write=write, work_root=work_root)
+                write=write, work_root=work_root, should_stop=should_stop)
     return path
 
 
@@ -437,16 +445,52 @@ def _single_thread_env():
                 os.environ[k] = v
 
 
+_WORKER: dict = {}  # in a local pool's worker process: {"parent": runner pid, "busy": running a job}
+
+
+def _worker_init(parent: int) -> None:
+    """First thing in each local worker process: remember the runner, and exit if it goes away
+    while this worker waits for a job (a job in progress notices by itself and stops, see `_job`;
+    without this an orphaned worker would wait for its next job forever)."""
+    _WORKER.update(parent=parent, busy=False)
+
+    def watch():
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent and not _WORKER["busy"]:
+                os._exit(1)
+    threading.Thread(target=watch, name="tinybin-worker-watch", daemon=True).start()
+
+
 def _job(exp_name: str, row_name: str, seed: int, quick: bool, overrides: dict | None,
          recipe: dict | None, work_root: str | None = None) -> dict:
     """One (row, seed) in a worker process or on a Dask worker: single-threaded, returns the dict.
-    Local workers checkpoint under `work_root` (the client's results folder), so a killed run
-    resumes; Dask workers, which may not see that folder, do not."""
+
+    Local workers get the client's results folder as `work_root`: they checkpoint there, so a
+    killed run resumes, and write the result file themselves, so a finished run is kept even if
+    the client has gone. Dask workers, which may not see that folder, do neither.
+
+    A local worker stops its run after the step in progress, with a checkpoint, on SIGINT or
+    SIGTERM or when the runner has gone (`Trainer.fit`'s `should_stop`); then the worker process
+    exits, so it starts no further job."""
     from ..threads import set_num_threads
     set_num_threads(1)
     exp = get(exp_name)
-    return run_one(exp, exp.row(row_name), seed, quick=quick, progress=False, overrides=overrides,
-                   recipe=recipe, write=False, work_root=work_root)
+    parent = _WORKER.get("parent")
+    orphaned = (lambda: os.getppid() != parent) if parent is not None else None
+    _WORKER["busy"] = True
+    try:
+        return run_one(exp, exp.row(row_name), seed, root=work_root, quick=quick, progress=False,
+                       overrides=overrides, recipe=recipe, write=work_root is not None, work_root=work_root,
+                       should_stop=orphaned)
+    except KeyboardInterrupt:
+        if parent is None:
+            raise
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+    finally:
+        _WORKER["busy"] = False
 
 
 def default_jobs() -> int:
@@ -651,7 +695,8 @@ def _run_pool(todo, jobs, root, write, quick, progress, overrides, recipe, on_re
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
     ctx = mp.get_context("spawn")
-    with _single_thread_env(), ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as ex:
+    with _single_thread_env(), ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx,
+                                                   initializer=_worker_init, initargs=(os.getpid(),)) as ex:
         futs = {ex.submit(_job, e, r, s, quick, overrides, recipe, root if write else None): (e, r, s)
                 for e, r, s in todo}
 
@@ -659,11 +704,17 @@ def _run_pool(todo, jobs, root, write, quick, progress, overrides, recipe, on_re
             for f in as_completed(futs):
                 e = f.exception()
                 yield futs[f], (e if e is not None else f.result())
-        try:
-            return _collect(todo, results, root, write, progress, f"{min(jobs, len(todo))} processes", on_result)
+        try:  # the workers write their own result files (`_job`)
+            return _collect(todo, results, root, False, progress, f"{min(jobs, len(todo))} processes", on_result)
         except KeyboardInterrupt:
+            # Ctrl-C, or SIGTERM to this process: stop the queued jobs and ask each worker to stop its
+            # run after the step in progress (checkpoint under .partial/); leaving the `with` waits
+            # for that. From a terminal the workers got SIGINT too; SIGTERM on top does no harm.
             for f in futs:
                 f.cancel()
+            for p in list(getattr(ex, "_processes", None) or {}):   # the pool's worker pids
+                with contextlib.suppress(OSError):
+                    os.kill(p, signal.SIGTERM)
             raise
 
 
