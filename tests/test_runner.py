@@ -152,6 +152,37 @@ def test_a_killed_or_interrupted_runner_loses_nothing_and_resumes_to_the_same_fi
     assert X.result_files(root) == X.result_files(ref)
 
 
+def test_a_run_is_never_trained_twice_at_once(tmp_path, monkeypatch):
+    # e.g. two runners started on one results folder, or a worker needing as its teacher the run
+    # another worker is training: the second caller waits for the first, then reads its result
+    import threading
+    from tinybin.train import Trainer
+    trained = []
+    fit = Trainer.fit
+
+    def counted(self, *a, **k):
+        trained.append(threading.current_thread().name)
+        return fit(self, *a, **k)
+    monkeypatch.setattr(Trainer, "fit", counted)
+    exp = X.get("table1")
+    got = {}
+
+    def run(name):
+        got[name] = X.run_one(exp, exp.row("bottleneck_real"), 0, root=str(tmp_path), quick=True, progress=False,
+                              overrides={"steps": 40})
+    first = threading.Thread(target=run, args=("first",), name="first")
+    first.start()
+    _until(lambda: trained, "the first run to start training")
+    second = threading.Thread(target=run, args=("second",), name="second")
+    second.start()
+    first.join()
+    second.join()
+    assert trained == ["first"]
+    with open(X.result_path("table1", "bottleneck_real", 0, str(tmp_path))) as fh:
+        assert got["second"] == json.load(fh)
+    assert not os.path.exists(X.partial_dir("table1", "bottleneck_real", 0, str(tmp_path)))
+
+
 def test_sigterm_takes_the_path_of_ctrl_c_in_the_runner_command():
     from tinybin.experiments.cli import _sigterm_as_ctrl_c
     before = signal.getsignal(signal.SIGTERM)

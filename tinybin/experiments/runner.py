@@ -18,6 +18,11 @@ import time
 from dataclasses import asdict
 from typing import Callable
 
+try:
+    import fcntl
+except ImportError:  # Windows: runs are not locked
+    fcntl = None
+
 import numpy as np
 
 from .definitions import (BUDGET, DATA, EXPERIMENTS, RECIPE, RESULTS, Experiment, Row, copy_of, get,
@@ -126,71 +131,76 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
     if work_root is None and write:
         work_root = root
     work = partial_dir(exp.name, row.name, seed, work_root) if work_root else None
-    eval_n = train_kw.pop("eval_samples")
-    cfg = TrainConfig(seed=seed, eval_samples=eval_n, flip_test=row.data != "segmentation", **train_kw)
-    net_kw = dict(row.net)
-    if quick:
-        net_kw.update(width=_quick_width(net_kw), depth=2, resolution=32)
-    net = HourGlass.downscaled(seed=seed, **net_kw)
-    paper_net = dict(row.net)
-    paper_net.pop("width", None)
-    for k in ("resolution", "depth"):  # the paper-scale twin has the paper's R and D
-        paper_net.pop(k, None)
-    try:
-        paper_params = count_parameters(HourGlass.paper(width=row.paper_width, seed=None, **paper_net))
-    except TypeError:
-        paper_params = None
-    splits = ("train", "val") if val_mode else ("train", "test")
-    train, evalset = make_data(row.data, seed=seed, splits=splits, **data_kw)
-    t0 = time.time()
-    trainer = Trainer(net, train, cfg, val=evalset if val_mode else None, progress=progress, out_dir=work,
-                      should_stop=should_stop)
-    history = trainer.fit(resume=work is not None)
-    train_time = time.time() - t0
-    if is_teacher(exp, row):
-        from ..serialization import save as save_ckpt
-        save_ckpt(net, teacher_path(exp.name, row.name, seed, _teacher_root(root, write, work_root)))
-    res = evaluate(net, evalset, eval_n, flip=cfg.flip_test, return_distances=True)
-    metrics = {k: v for k, v in res.items() if k not in ("errors", "distances")}
-    per_stack = None
-    if net.config["stacks"] > 1 and row.data == "pose":  # every stack's output (Table 11)
-        per_stack = []
-        for k in range(1, net.config["stacks"] + 1):
-            r_k = evaluate(_FirstStacks(net, k), evalset, eval_n, flip=cfg.flip_test)
-            per_stack.append({"stack": k, **{m: r_k[m] for m in ("pckh", "pckh_matched", "matched_threshold")}})
-    out = {
-        "experiment": exp.name, "row": row.name, "label": row.label, "seed": seed, "quick": quick,
-        "split": exp.split, "metrics": metrics,
-        "params": count_parameters(net), "paper_scale_params": paper_params,
-        "paper": row.paper, "paper_params": row.paper_params,
-        "train_time_s": round(max(train_time, trainer.train_time), 1), "code": code_version(),
-        "machine": machine_info(),
-        "step_time_s": round(trainer.train_time / max(cfg.total_steps(net.config["stacks"]), 1), 4),
-        "forward_ms": forward_ms(net, evalset.batch(np.arange(min(16, len(evalset))))["image"]),
-        "net_config": net.config, "train_config": asdict(cfg),
-        "data": {"kind": row.data, **DATA, **data_kw, "splits": list(splits)},
-        "loss_first": float(np.mean(history["loss"][:20])), "loss_last": float(np.mean(history["loss"][-20:])),
-        "loss_curve": [round(float(v), 5) for v in history["loss"][:: max(1, len(history["loss"]) // 100)]],
-    }
-    if per_stack is not None:
-        out["metrics_per_stack"] = per_stack
-    if row.data == "pose":  # Fig. 13's numbers and maps for every trained pose network
-        from ..analysis import feature_maps
-        maps = feature_maps(net, evalset.batch(np.arange(min(16, len(evalset))))["image"])
-        out["feature_noise"], out["feature_example"] = feature_noise(maps), feature_example(maps)
-    if "distances" in res:
-        out["distances"] = _json_rows(res["distances"])
-    elif row.data == "face":
-        out["nme_per_image"] = [round(float(v), 6) for v in res["errors"]]
-    if val_mode:
-        ev = history.get("eval_metrics", [])
-        out["val_curve"] = {"step": list(history["eval_step"]),
-                            **{k: [e.get(k) for e in ev] for k in (ev[0] if ev else {})}}
-    if write:
-        write_result(result_path(exp.name, row.name, seed, root), out)
-    if work:
-        shutil.rmtree(work, ignore_errors=True)
-    return out
+    with _run_lock(work) as waited:
+        done = result_path(exp.name, row.name, seed, root)
+        if waited and write and os.path.exists(done):  # another process trained it meanwhile
+            with open(done) as fh:
+                return json.load(fh)
+        eval_n = train_kw.pop("eval_samples")
+        cfg = TrainConfig(seed=seed, eval_samples=eval_n, flip_test=row.data != "segmentation", **train_kw)
+        net_kw = dict(row.net)
+        if quick:
+            net_kw.update(width=_quick_width(net_kw), depth=2, resolution=32)
+        net = HourGlass.downscaled(seed=seed, **net_kw)
+        paper_net = dict(row.net)
+        paper_net.pop("width", None)
+        for k in ("resolution", "depth"):  # the paper-scale twin has the paper's R and D
+            paper_net.pop(k, None)
+        try:
+            paper_params = count_parameters(HourGlass.paper(width=row.paper_width, seed=None, **paper_net))
+        except TypeError:
+            paper_params = None
+        splits = ("train", "val") if val_mode else ("train", "test")
+        train, evalset = make_data(row.data, seed=seed, splits=splits, **data_kw)
+        t0 = time.time()
+        trainer = Trainer(net, train, cfg, val=evalset if val_mode else None, progress=progress, out_dir=work,
+                          should_stop=should_stop)
+        history = trainer.fit(resume=work is not None)
+        train_time = time.time() - t0
+        if is_teacher(exp, row):
+            from ..serialization import save as save_ckpt
+            save_ckpt(net, teacher_path(exp.name, row.name, seed, _teacher_root(root, write, work_root)))
+        res = evaluate(net, evalset, eval_n, flip=cfg.flip_test, return_distances=True)
+        metrics = {k: v for k, v in res.items() if k not in ("errors", "distances")}
+        per_stack = None
+        if net.config["stacks"] > 1 and row.data == "pose":  # every stack's output (Table 11)
+            per_stack = []
+            for k in range(1, net.config["stacks"] + 1):
+                r_k = evaluate(_FirstStacks(net, k), evalset, eval_n, flip=cfg.flip_test)
+                per_stack.append({"stack": k, **{m: r_k[m] for m in ("pckh", "pckh_matched", "matched_threshold")}})
+        out = {
+            "experiment": exp.name, "row": row.name, "label": row.label, "seed": seed, "quick": quick,
+            "split": exp.split, "metrics": metrics,
+            "params": count_parameters(net), "paper_scale_params": paper_params,
+            "paper": row.paper, "paper_params": row.paper_params,
+            "train_time_s": round(max(train_time, trainer.train_time), 1), "code": code_version(),
+            "machine": machine_info(),
+            "step_time_s": round(trainer.train_time / max(cfg.total_steps(net.config["stacks"]), 1), 4),
+            "forward_ms": forward_ms(net, evalset.batch(np.arange(min(16, len(evalset))))["image"]),
+            "net_config": net.config, "train_config": asdict(cfg),
+            "data": {"kind": row.data, **DATA, **data_kw, "splits": list(splits)},
+            "loss_first": float(np.mean(history["loss"][:20])), "loss_last": float(np.mean(history["loss"][-20:])),
+            "loss_curve": [round(float(v), 5) for v in history["loss"][:: max(1, len(history["loss"]) // 100)]],
+        }
+        if per_stack is not None:
+            out["metrics_per_stack"] = per_stack
+        if row.data == "pose":  # Fig. 13's numbers and maps for every trained pose network
+            from ..analysis import feature_maps
+            maps = feature_maps(net, evalset.batch(np.arange(min(16, len(evalset))))["image"])
+            out["feature_noise"], out["feature_example"] = feature_noise(maps), feature_example(maps)
+        if "distances" in res:
+            out["distances"] = _json_rows(res["distances"])
+        elif row.data == "face":
+            out["nme_per_image"] = [round(float(v), 6) for v in res["errors"]]
+        if val_mode:
+            ev = history.get("eval_metrics", [])
+            out["val_curve"] = {"step": list(history["eval_step"]),
+                                **{k: [e.get(k) for e in ev] for k in (ev[0] if ev else {})}}
+        if write:
+            write_result(done, out)
+        if work:
+            shutil.rmtree(work, ignore_errors=True)
+        return out
 
 
 CKPT_EVERY = 500  # steps between the checkpoints of a run in progress
@@ -270,6 +280,27 @@ def ensure_teacher(exp: Experiment, name: str, seed: int, root: str | None, quic
         run_one(exp, row, seed, root=root, quick=quick, progress=progress, overrides=overrides, recipe=recipe,
                 write=write, work_root=work_root, should_stop=should_stop)
     return path
+
+
+@contextlib.contextmanager
+def _run_lock(work: str | None):
+    """Hold an exclusive lock on `<work>/.lock` while this process trains the run that checkpoints
+    into `work`, so that no two processes train one run at once (two runners started on one
+    results folder; a worker that needs, as its distillation teacher, the run another worker is
+    training). The second one waits, then finds the result (or resumes the checkpoint). Yields
+    whether it had to wait. Without `work`, or without `fcntl` (Windows): no lock."""
+    if work is None or fcntl is None:
+        yield False
+        return
+    os.makedirs(work, exist_ok=True)
+    with open(os.path.join(work, ".lock"), "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            waited = False
+        except BlockingIOError:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            waited = True
+        yield waited  # closing the file releases the lock
 
 
 def partial_dir(exp: str, row: str, seed: int, root: str = RESULTS) -> str:
