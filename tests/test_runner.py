@@ -183,6 +183,16 @@ def test_a_run_is_never_trained_twice_at_once(tmp_path, monkeypatch):
     assert not os.path.exists(X.partial_dir("table1", "bottleneck_real", 0, str(tmp_path)))
 
 
+def test_a_pool_job_whose_result_appeared_meanwhile_is_not_trained(tmp_path, monkeypatch):
+    # e.g. a distillation teacher that a worker trained for a student before the teacher's own job
+    from tinybin.train import Trainer
+    X.run("table1:bottleneck_real", seeds=1, root=str(tmp_path), quick=True, progress=False, jobs=1)
+    monkeypatch.setattr(Trainer, "fit", lambda *a, **k: pytest.fail("trained a finished run"))
+    got = X.runner._job("table1", "bottleneck_real", 0, True, None, None, str(tmp_path))
+    with open(X.result_path("table1", "bottleneck_real", 0, str(tmp_path))) as fh:
+        assert got == json.load(fh)
+
+
 def test_sigterm_takes_the_path_of_ctrl_c_in_the_runner_command():
     from tinybin.experiments.cli import _sigterm_as_ctrl_c
     before = signal.getsignal(signal.SIGTERM)

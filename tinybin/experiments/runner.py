@@ -498,13 +498,19 @@ def _job(exp_name: str, row_name: str, seed: int, quick: bool, overrides: dict |
     """One (row, seed) in a worker process or on a Dask worker: single-threaded, returns the dict.
 
     Local workers get the client's results folder as `work_root`: they checkpoint there, so a
-    killed run resumes, and write the result file themselves, so a finished run is kept even if
-    the client has gone. Dask workers, which may not see that folder, do neither.
+    killed run resumes; write the result file themselves, so a finished run is kept even if the
+    client has gone; and take the result file another process wrote since the client listed its
+    jobs instead of training again. Dask workers, which may not see that folder, do none of this.
 
     A local worker stops its run after the step in progress, with a checkpoint, on SIGINT or
     SIGTERM or when the runner has gone (`Trainer.fit`'s `should_stop`); then the worker process
     exits, so it starts no further job."""
     from ..threads import set_num_threads
+    if work_root is not None:  # finished by another process since the runner listed its jobs
+        done = result_path(exp_name, row_name, seed, work_root)
+        if os.path.exists(done):
+            with open(done) as fh:
+                return json.load(fh)
     set_num_threads(1)
     exp = get(exp_name)
     parent = _WORKER.get("parent")
