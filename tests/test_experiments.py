@@ -2,6 +2,7 @@
 validation-only calibration; recipes; paired differences."""
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -527,5 +528,37 @@ def test_plan_lists_what_run_would_train_with_time_estimates(tmp_path, capsys):
     assert X.main(["run", "table1", "--seeds", "2", "--results", root, "--dry-run", "--jobs", "2"]) == 0
     out = capsys.readouterr().out
     assert "3 runs to train; 3 with an estimate" in out and "1000/5500" in out
+    assert "training now" not in out and not any(p["training"] for p in got)
     assert not os.path.exists(X.result_path("table2", "bottleneck", 0, root))
     assert X.main(["run", "table1", "--quick", "--dry-run"]) == 2
+
+
+def _hold_lock(path, seconds):
+    import fcntl
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        time.sleep(seconds)
+
+
+def test_plan_marks_the_run_another_process_is_training(tmp_path, capsys):
+    pytest.importorskip("fcntl")
+    import multiprocessing as mp
+    root = str(tmp_path)
+    part = X.partial_dir("table1", "bottleneck_real", 0, root)
+    os.makedirs(part)
+    holder = mp.get_context("spawn").Process(target=_hold_lock, args=(os.path.join(part, ".lock"), 60))
+    assert not X.runner._locked(part)
+    holder.start()
+    try:
+        t0 = time.time()
+        while not X.runner._locked(part):
+            assert time.time() - t0 < 60 and holder.is_alive()
+            time.sleep(0.05)
+        assert [(p["row"], p["training"]) for p in X.plan("table1", seeds=1, root=root)] == [
+            ("bottleneck_real", True), ("bottleneck", False)]
+        assert X.main(["run", "table1", "--seeds", "1", "--results", root, "--dry-run"]) == 0
+        assert "(training now, in another process)" in capsys.readouterr().out
+    finally:
+        holder.terminate()
+        holder.join()
+    assert not X.runner._locked(part)

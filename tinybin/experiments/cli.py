@@ -71,7 +71,7 @@ def format_plan(runs: list[dict], jobs: int) -> str:
     for p in runs:
         est = "?" if p["est_s"] is None else f"{p['est_s'] / 60:.1f}"
         lines.append(f"{p['experiment']:<16} {p['row']:<24} {p['seed']:>4} {p['done']:>8}/{p['total']:<8} "
-                     f"{est:>9}  {p['basis'] or '-'}")
+                     f"{est:>9}  {p['basis'] or '-'}" + ("  (training now, in another process)" if p.get("training") else ""))
     known = [p["est_s"] for p in runs if p["est_s"] is not None]
     hours = sum(known) / 3600
     lines.append(f"{len(runs)} runs to train; {len(known)} with an estimate (measured step times of finished runs): "

@@ -303,6 +303,19 @@ def _run_lock(work: str | None):
         yield waited  # closing the file releases the lock
 
 
+def _locked(work: str) -> bool:
+    """Whether a process holds `_run_lock(work)` now, i.e. is training that run."""
+    path = os.path.join(work, ".lock")
+    if fcntl is None or not os.path.exists(path):
+        return False
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+    return False
+
+
 def partial_dir(exp: str, row: str, seed: int, root: str = RESULTS) -> str:
     """Checkpoints of a run in progress: `<root>/.partial/<exp>/<row>__seed<k>/` (not committed;
     removed once the result file is written). An interrupted `run` resumes from here."""
@@ -625,7 +638,8 @@ def plan(name: str | list[str], seeds: int = 3, root: str | None = None, rows: l
     times the median `step_time_s` of the finished runs of the same row (`basis` "row"), else of
     finished runs of any experiment with the same network config (`basis` "network": the training
     settings may differ, e.g. distillation adds a teacher's forward pass), else None. Step times are
-    as measured, i.e. with whatever else ran on the machine then.
+    as measured, i.e. with whatever else ran on the machine then. `training`: another process is
+    training the run now (it holds the run's lock).
     """
     from ..models import HourGlass
     from ..train import TrainConfig
@@ -661,7 +675,8 @@ def plan(name: str | list[str], seeds: int = 3, root: str | None = None, rows: l
             times = by_net.get(json.dumps([cfg, row.data], sort_keys=True), [])
             basis = "network" if times else None
         est = float(np.median(times)) * (total - done) if times else None
-        out.append(dict(experiment=e, row=r, seed=seed, total=total, done=done, est_s=est, basis=basis))
+        out.append(dict(experiment=e, row=r, seed=seed, total=total, done=done, est_s=est, basis=basis,
+                        training=_locked(partial_dir(e, r, seed, root))))
     return out
 
 
