@@ -759,14 +759,20 @@ def _run_pool(todo, jobs, root, write, quick, progress, overrides, recipe, on_re
         try:  # the workers write their own result files (`_job`)
             return _collect(todo, results, root, False, progress, f"{min(jobs, len(todo))} processes", on_result)
         except KeyboardInterrupt:
-            # Ctrl-C, or SIGTERM to this process: stop the queued jobs and ask each worker to stop its
-            # run after the step in progress (checkpoint under .partial/); leaving the `with` waits
-            # for that. From a terminal the workers got SIGINT too; SIGTERM on top does no harm.
-            for f in futs:
-                f.cancel()
-            for p in list(getattr(ex, "_processes", None) or {}):   # the pool's worker pids
+            # Ctrl-C, or SIGTERM to this process: drop the queued jobs and ask each worker to stop its
+            # run after the step in progress (checkpoint under .partial/), then wait for them. From a
+            # terminal the workers got SIGINT too; SIGTERM on top does no harm. The queued jobs are
+            # dropped by shutdown(cancel_futures=True) *before* the workers exit: cancelling the
+            # futures one by one left them in the pool's books, and Python 3.11's pool then failed to
+            # mark them broken when the workers exited (an InvalidStateError traceback).
+            pids = list(getattr(ex, "_processes", None) or {})         # the pool's worker pids
+            manager = getattr(ex, "_executor_manager_thread", None)     # shutdown() forgets both
+            ex.shutdown(wait=False, cancel_futures=True)
+            for p in pids:
                 with contextlib.suppress(OSError):
                     os.kill(p, signal.SIGTERM)
+            if manager is not None:
+                manager.join()
             raise
 
 
