@@ -208,6 +208,13 @@ if root13 is not None:
     if diffs:
         print(f"PCKh of the fig13 runs equal to the Tables 1-2 runs of the same seed: {same} of {diffs}")
 
+# %% [markdown]
+# ## 3. Table 10: accuracy, and whether the budget suited both
+#
+# The report's forward-time section pairs two runs' stored times only when one CPU measured both;
+# the HG rows are Table 2's runs, trained in other sessions, so the speed claim rests on section 1's
+# interleaved measurement in this process.
+
 # %%
 root10, source10 = results_root("table10", SEEDS)
 if root10 is not None:

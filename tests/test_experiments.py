@@ -311,6 +311,30 @@ def test_report_notes_training_minutes_from_mixed_machines(tmp_path):
     assert set(m) == {"cpu", "name", "cores"} and m["cores"] == os.cpu_count()
 
 
+def test_forward_time_ratio_pairs_only_runs_timed_on_one_cpu(tmp_path):
+    """Table 10's speed column: a ratio of two forward times is only a ratio when one CPU measured both."""
+    root = str(tmp_path)
+    amd, intel = "AuthenticAMD family 25 model 17", "GenuineIntel family 6 model 167"
+    runs = {("hg", 0): (30.0, amd), ("improved", 0): (24.0, amd),        # same CPU: ratio 0.8
+            ("hg", 1): (40.0, intel), ("improved", 1): (30.0, intel),    # same CPU: ratio 0.75
+            ("hg", 2): (30.0, None), ("improved", 2): (90.0, intel),     # reference without its CPU
+            ("hg", 3): (30.0, amd), ("improved", 3): (90.0, intel)}      # two CPUs
+    for (row, seed), (ms, cpu) in runs.items():
+        res = _pose_result("table10", row, seed, 50.0, None)
+        res["forward_ms"] = ms
+        if cpu is not None:
+            res["machine"] = {"cpu": cpu, "name": "x", "cores": 2}
+        X.write_result(X.result_path("table10", row, seed, root), res)
+    def timing_line():  # the row's line in the forward-time table, after the accuracy table
+        return [x for x in X.report("table10", root).splitlines() if x.startswith("| Improved HG")][-1]
+    line = timing_line()
+    assert line.endswith(f"| {np.median([24.0, 30.0, 90.0, 90.0]):.1f} | {np.mean([0.8, 0.75]):.3f} (2) |"), line
+    for seed in (0, 1):                                                   # no pair left: say so
+        os.remove(X.result_path("table10", "improved", seed, root))
+    line = timing_line()
+    assert line.endswith("| – (no pair on one CPU) |"), line
+
+
 def test_write_result_is_compact_and_round_trips(tmp_path):
     obj = {"distances": [[0.1234, None, 2.0], [1e-4, 3.5, None]], "label": "MS [no 1x1], a, b",
            "metrics": {"pckh_joints": [1.0, float("nan")], "nme_yaw": {"[0,30]": 1.5}}, "empty": []}

@@ -256,16 +256,21 @@ def _per_stack_lines(exp: Experiment, res: dict[str, list[dict]]) -> list[str]:
 
 def _timing_lines(exp: Experiment, res: dict[str, list[dict]]) -> list[str]:
     """Report section: each row's forward time (median over its runs of `forward_ms`, batch of 16
-    test crops, eval mode) and the ratio to the reference row paired over seeds. The runs may
-    have shared the machine with other jobs: notebook 07 measures the ratio in one process."""
-    ref = {r["seed"]: r.get("forward_ms") for r in res.get(exp.reference, [])} if exp.reference else {}
-    out = ["", "Forward time (eval mode, batch 16; median over runs; ratio to the reference paired over seeds)", "",
-           "| row | forward ms | ratio to reference, mean (pairs) |", "|---|---|---|"]
+    test crops, eval mode) and the ratio to the reference row paired over seeds. A ratio pairs two
+    runs only if both recorded the same CPU (`machine`): a time from another machine, or from a run
+    that did not record its machine, says nothing about the row. The runs may also have shared the
+    machine with other jobs: notebook 07 measures the ratio in one process, interleaved."""
+    def by_seed(rows):
+        return {r["seed"]: (r["forward_ms"], (r.get("machine") or {}).get("cpu")) for r in rows if r.get("forward_ms")}
+    ref = by_seed(res.get(exp.reference, [])) if exp.reference else {}
+    out = ["", "Forward time (eval mode, batch 16; median over runs; ratio to the reference paired over seeds "
+           "measured on the same CPU)", "", "| row | forward ms | ratio to reference, mean (pairs) |", "|---|---|---|"]
     for row in exp.rows:
-        t = {r["seed"]: r.get("forward_ms") for r in res[row.name] if r.get("forward_ms")}
-        ms = f"{np.median(list(t.values())):.1f}" if t else "–"
-        ratios = [t[s] / ref[s] for s in t if ref.get(s)]
-        rat = "ref" if row.name == exp.reference else (f"{np.mean(ratios):.3f} ({len(ratios)})" if ratios else "–")
+        t = by_seed(res[row.name])
+        ms = f"{np.median([v[0] for v in t.values()]):.1f}" if t else "–"
+        ratios = [ms_ / ref[s][0] for s, (ms_, cpu) in t.items() if s in ref and cpu and ref[s][1] == cpu]
+        rat = "ref" if row.name == exp.reference else (f"{np.mean(ratios):.3f} ({len(ratios)})" if ratios
+                                                       else "– (no pair on one CPU)")
         out.append(f"| {row.label} | {ms} | {rat} |")
     return out
 
