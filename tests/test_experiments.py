@@ -325,6 +325,7 @@ def test_forward_time_ratio_pairs_only_runs_timed_on_one_cpu(tmp_path):
         if cpu is not None:
             res["machine"] = {"cpu": cpu, "name": "x", "cores": 2}
         X.write_result(X.result_path("table10", row, seed, root), res)
+
     def timing_line():  # the row's line in the forward-time table, after the accuracy table
         return [x for x in X.report("table10", root).splitlines() if x.startswith("| Improved HG")][-1]
     line = timing_line()
