@@ -311,6 +311,42 @@ def test_report_notes_training_minutes_from_mixed_machines(tmp_path):
     assert set(m) == {"cpu", "name", "cores"} and m["cores"] == os.cpu_count()
 
 
+class _RecordingNet:
+    """Stands in for a network in `forward_times`: records the order of its calls in `log`."""
+
+    def __init__(self, name, log):
+        self.name, self.log, self.training = name, log, True
+
+    def train(self, mode=True):
+        self.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def __call__(self, x):
+        assert not self.training  # timed in eval mode
+        self.log.append(self.name)
+        return x
+
+
+def test_forward_times_alternates_the_order_and_pairs_rounds():
+    """No network always runs first (the order flips every round), each round times each network
+    once, and the networks' modes are restored."""
+    log = []
+    nets = {"a": _RecordingNet("a", log), "b": _RecordingNet("b", log)}
+    per = X.forward_times(nets, np.zeros((1, 4, 4, 3), np.float32), rounds=4, per_round=True)
+    assert sorted(per) == ["a", "b"] and all(len(v) == 4 and min(v) >= 0 for v in per.values())
+    # forward_ms calls each net twice (warm-up, timed): warm-ups a a b b, then rounds a a b b | b b a a | ...
+    timed = log[4::2]
+    assert timed == ["a", "b", "b", "a", "a", "b", "b", "a"]
+    assert all(n.training for n in nets.values())
+    med = X.forward_times(nets, np.zeros((1, 4, 4, 3), np.float32), rounds=3)
+    assert sorted(med) == ["a", "b"] and all(isinstance(v, float) for v in med.values())
+    with pytest.raises(ValueError, match="rounds"):
+        X.forward_times(nets, np.zeros((1, 4, 4, 3), np.float32), rounds=0)
+
+
 def test_forward_time_ratio_pairs_only_runs_timed_on_one_cpu(tmp_path):
     """Table 10's speed column: a ratio of two forward times is only a ratio when one CPU measured both."""
     root = str(tmp_path)
@@ -384,6 +420,10 @@ def test_sequential_stack_rows_share_the_one_stack_budget():
             s = row.net.get("stacks", 1)
             totals.append(kw["steps"] * s + kw.get("finetune_steps", 0) if kw.get("sequential_stacks") else kw["steps"])
         assert all(abs(t - steps) <= 1 for t in totals), totals
+    # The paper's schedule: every stage the whole budget, then half of it jointly.
+    sched = X.get("table11_schedule")
+    kw = X.train_settings(sched, sched.row("stacks2_full"), overrides={"steps": 900})
+    assert (kw["steps"], kw["finetune_steps"], kw["sequential_stacks"]) == (900, 450, True)
 
 
 def test_stacked_quick_run_scores_every_stack_and_the_report_shows_them(tmp_path):

@@ -99,8 +99,10 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     try:
         if a.cmd == "list":
+            w_name = max(len(e.name) for e in EXPERIMENTS.values())
+            w_src = max(len(e.source) for e in EXPERIMENTS.values())
             for e in EXPERIMENTS.values():
-                print(f"{e.name:<12} {e.source:<24} {e.title}")
+                print(f"{e.name:<{w_name}} {e.source:<{w_src}} {e.title}")
                 for row in e.rows:
                     print(f"    {row.name:<34} {row.label}" + (f" (= {row.same_as})" if row.same_as else ""))
         elif a.cmd in ("run", "calibrate"):

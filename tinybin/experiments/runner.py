@@ -400,15 +400,27 @@ def forward_ms(net, images: np.ndarray, repeats: int = 7) -> float:
     return round(float(np.median(ts)) * 1e3, 3)
 
 
-def forward_times(nets: dict, images: np.ndarray, rounds: int = 7) -> dict[str, float]:
-    """Median forward time (ms) of each network in `nets` {name: net}, measured in interleaved
-    rounds (one forward of each per round) so that machine load affects all of them alike."""
+def forward_times(nets: dict, images: np.ndarray, rounds: int = 7,
+                  per_round: bool = False) -> dict[str, float] | dict[str, list[float]]:
+    """Forward time (ms) of each network in `nets` {name: net}, measured in interleaved rounds (one
+    forward of each per round, so that machine load affects all of them alike), the order reversed
+    every other round so that no network always runs first.
+
+    Returns the median over rounds per network, or with `per_round=True` every round's time
+    {name: [ms, ...]}: on a shared machine the ratio of two networks' times within one round, paired
+    over rounds, is steadier than the ratio of medians.
+    """
+    if rounds < 1:
+        raise ValueError(f"forward_times: rounds must be >= 1, got {rounds}")
     ts = {k: [] for k in nets}
     for k, n in nets.items():
         forward_ms(n, images, repeats=1)  # warm-up (Numba compilation, caches)
-    for _ in range(rounds):
-        for k, n in nets.items():
-            ts[k].append(forward_ms(n, images, repeats=1))
+    names = list(nets)
+    for i in range(rounds):
+        for k in (names if i % 2 == 0 else names[::-1]):
+            ts[k].append(forward_ms(nets[k], images, repeats=1))
+    if per_round:
+        return ts
     return {k: float(np.median(v)) for k, v in ts.items()}
 
 
