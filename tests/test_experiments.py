@@ -30,6 +30,44 @@ def test_quick_run_of_one_row_executes_every_path():
     assert all(set(v) == {"autocorr", "high_freq", "constant"} for v in fn.values())
     assert all(-1 <= v["autocorr"] <= 1 and 0 <= v["high_freq"] <= 1 and 0 <= v["constant"] <= 1
                for v in fn.values() if v["autocorr"] is not None)
+    g = r["generalisation"]  # every pose run also scores the training and the augmented test images
+    assert set(g) == {"train", "test_augmented"}
+    assert all(0 <= v["pckh"] <= 100 and 0 <= v["pckh_matched"] <= 100 for v in g.values())
+
+
+def test_generalisation_probe_scores_the_stored_training_images_and_a_fixed_augmented_test_set():
+    train, test = X.make_data("pose", seed=3, n_train=12, n_test=10, resolution=32)
+    view = X.AugmentedView(test, seed=3)
+    a, b = view.batch(np.arange(6)), view.batch(np.arange(6))
+    np.testing.assert_array_equal(a["image"], b["image"])          # the same draw every time
+    plain = test.batch(np.arange(6))
+    assert not np.allclose(a["image"], plain["image"])              # and not the plain crops
+    assert not np.allclose(a["image"], X.AugmentedView(test, seed=4).batch(np.arange(6))["image"])
+    net = tb.HourGlass(num_landmarks=16, block="hpm", width=16, depth=2, resolution=32, seed=0)
+    got = X.generalisation_probe(net, train, test, 8, flip=True, seed=3)
+    want_train = tb.train.evaluate(net, train, 8, flip=True)
+    want_aug = tb.train.evaluate(net, view, 8, kind="pose", flip=True)
+    for k in ("pckh", "pckh_matched"):
+        assert got["train"][k] == pytest.approx(want_train[k])
+        assert got["test_augmented"][k] == pytest.approx(want_aug[k])
+
+
+def test_report_generalisation_section_by_hand(tmp_path):
+    root = str(tmp_path)
+    vals = {("final", 0): (70, 60, 50), ("final", 1): (72, 61, 53), ("final", 2): (71, 62, 52),
+            ("no_aug", 0): (80, 66, 40), ("no_aug", 1): (84, 67, 41), ("no_aug", 2): (82, 65, 45)}
+    for (row, seed), (tr, te, au) in vals.items():
+        r = _pose_result("table4_probe", row, seed, te)
+        r["generalisation"] = {"train": {"pckh": tr, "pckh_matched": tr}, "test_augmented": {"pckh": au, "pckh_matched": au}}
+        X.write_result(X.result_path("table4_probe", row, seed, root), r)
+    rep = X.report("table4_probe", root)
+    line = next(ln for ln in rep.splitlines() if ln.startswith("| No Aug. (probed) | 82.0"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    gap = X.paired_difference({0: 80 - 66, 1: 84 - 67, 2: 82 - 65}, {0: 0, 1: 0, 2: 0})
+    d_aug = X.paired_difference({0: 40, 1: 41, 2: 45}, {0: 50, 1: 53, 2: 52})
+    assert cells[1:4] == ["82.0 ± 2.0 (3)", "66.0 ± 1.0 (3)", "42.0 ± 2.6 (3)"]
+    assert cells[4] == X._fmt_diff(gap) and gap["mean"] == pytest.approx(16.0)
+    assert cells[8] == X._fmt_diff(d_aug) and d_aug["mean"] == pytest.approx(-29 / 3)
 
 
 def test_feature_noise_is_noise_summary_of_the_three_maps():

@@ -55,7 +55,7 @@ from .definitions import (  # noqa: F401
 from .runner import (  # noqa: F401
     result_path, load_recipe, train_settings, run_one, CKPT_EVERY, teacher_path, is_teacher,
     ensure_teacher, partial_dir, code_version, forward_ms, forward_times, TIMING_FIELDS,
-    result_files, write_result, default_jobs, run, plan,
+    result_files, write_result, default_jobs, run, plan, AugmentedView, generalisation_probe,
 )
 from .reports import (  # noqa: F401
     load_results, score_of, _mean_std, paired_difference, summarize, _fmt_diff, report,

@@ -148,6 +148,14 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         _pose("final", "Ours, final", 76.0, "6.2M", block="hpm", same_as="table2/hpm"),
         _pose("relu", "Ours + ReLU", 78.1, "6.2M", block="hpm", relu_after_conv=True),
     ], reference="final"),
+    # Why Table 4's "No Aug." row goes the other way here: the final recipe and No Aug. trained
+    # again (same seeds, not copied from table2), every result carrying `generalisation` (PCKh on
+    # the training images and on augmented test images, runner.generalisation_probe). Not a row
+    # of the paper; notebook 05 reads it.
+    Experiment("table4_probe", "Generalisation probe of the augmentation row", "Table 4 (diagnostic)", "pckh", [
+        _pose("no_aug", "No Aug. (probed)", None, "6.2M", block="hpm", train={"augment": False}),
+        _pose("final", "Final recipe (probed)", None, "6.2M", block="hpm"),
+    ], reference="final"),
     # Figs. 9 and 10 at F = 128 (R = 64, D = 3): at F = 64 the hpm block's layers run out of channels
     # (depth 5 already ends with 4 channels, 2 in the F/2 stem blocks). F = 128 spans the paper's
     # range: depth d ends with F / 2**(d-1) channels, 4 at depth 6 (the paper's "minimum of 4") and

@@ -222,6 +222,7 @@ def report(name: str, root: str = RESULTS, threshold: float | None = None) -> st
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     res = load_results(name, root)
     lines += _per_stack_lines(exp, res)
+    lines += _generalisation_lines(exp, res)
     if exp.timing:
         lines += _timing_lines(exp, res)
     lines += REPORT_SECTIONS.get(name, lambda *a: [])(exp, summ, keys, root)
@@ -252,6 +253,41 @@ def _per_stack_lines(exp: Experiment, res: dict[str, list[dict]]) -> list[str]:
                 cells.append("ref" if k == 0 else _fmt_diff(paired_difference(by, first)))
             out.append("| " + " | ".join(cells) + " |")
     return out
+
+
+def _generalisation_lines(exp: Experiment, res: dict[str, list[dict]], key: str = "pckh") -> list[str]:
+    """Report section for results that carry `generalisation` (runner.generalisation_probe): per
+    row, PCKh on the training images, the test images and the augmented test images (mean over
+    seeds), the gaps train - test and augmented - test within each run (mean [95% CI] over seeds),
+    and, against the reference row, the paired difference on each of the three sets."""
+    probed = {row.name: {r["seed"]: r for r in res.get(row.name, []) if r.get("generalisation")} for row in exp.rows}
+    if not any(probed.values()):
+        return []
+    sets = {"train": lambda r: r["generalisation"]["train"][key], "test": lambda r: r["metrics"][key],
+            "test_augmented": lambda r: r["generalisation"]["test_augmented"][key]}
+    ref = probed.get(exp.reference, {})
+    out = ["", f"Generalisation probe ({key} %; training images as stored, test images, test images under the "
+           "training augmentation; gaps within each run, Δ vs the reference paired over seeds)", "",
+           "| row | train | test | augmented test | train - test | augmented - test | Δ train | Δ test | Δ augmented |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for row in exp.rows:
+        runs = probed[row.name]
+        if not runs:
+            continue
+        by = {name: {s: f(r) for s, r in runs.items()} for name, f in sets.items()}
+        gap = lambda a, b: _mean_diff({s: by[a][s] - by[b][s] for s in runs})
+        cells = [row.label] + [_fmt_ms(_mean_std(list(by[n].values()))) for n in sets]
+        cells += [_fmt_diff(gap("train", "test")), _fmt_diff(gap("test_augmented", "test"))]
+        for name, f in sets.items():
+            cells.append("ref" if row.name == exp.reference else
+                         _fmt_diff(paired_difference(by[name], {s: f(r) for s, r in ref.items()})))
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def _mean_diff(d: dict[int, float]) -> dict | None:
+    """Mean [95% t-interval] of per-seed differences already taken (paired_difference against 0)."""
+    return paired_difference(d, {s: 0.0 for s in d})
 
 
 def _timing_lines(exp: Experiment, res: dict[str, list[dict]]) -> list[str]:

@@ -83,6 +83,40 @@ def _json_rows(a: np.ndarray) -> list:
     return [[None if not math.isfinite(v) else v for v in map(float, r)] for r in np.asarray(a)]
 
 
+PROBE_SEED = 20171  # the augmented test images of `generalisation_probe` (any fixed value)
+
+
+class AugmentedView:
+    """A fixed augmented copy of a dataset: `batch(indices)` returns its samples under the training
+    augmentation (rotation, scale, flip, colour; `tinybin.data.augment.AUGMENT`), drawn from one
+    generator seeded by `seed`, so the same indices always give the same images."""
+
+    def __init__(self, data, seed: int = 0):
+        self.data, self.seed = data, int(seed)
+        self.kind = getattr(data, "kind", "pose")
+        self.flip_perm = getattr(data, "flip_perm", None)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def batch(self, indices, augment: bool = False, rng=None) -> dict:
+        return self.data.batch(indices, augment=True, rng=np.random.default_rng([PROBE_SEED, self.seed]))
+
+
+def generalisation_probe(net, train, test, n: int, flip: bool = True, seed: int = 0) -> dict:
+    """PCKh (at 0.5 and matched) of a trained pose network on the first `n` training images as
+    stored (no augmentation) and on the first `n` test images under the training augmentation
+    (`AugmentedView`). Against the test score of the same network (`metrics` of the result),
+    train - test is its generalisation gap, and augmented test - test is what the augmentation
+    asks of it that the plain test images do not."""
+    from ..train import evaluate
+    out = {}
+    for name, data in (("train", train), ("test_augmented", AugmentedView(test, seed))):
+        r = evaluate(net, data, n, kind="pose", flip=flip)
+        out[name] = {k: r[k] for k in ("pckh", "pckh_matched", "matched_threshold")}
+    return out
+
+
 def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick: bool = False,
             progress: bool = True, overrides: dict | None = None, recipe: dict | None = None,
             write: bool | None = None, work_root: str | None = None,
@@ -188,6 +222,8 @@ def run_one(exp: Experiment, row: Row, seed: int, root: str | None = None, quick
             from ..analysis import feature_maps
             maps = feature_maps(net, evalset.batch(np.arange(min(16, len(evalset))))["image"])
             out["feature_noise"], out["feature_example"] = feature_noise(maps), feature_example(maps)
+        if row.data == "pose" and not val_mode:  # overfitting and what augmentation teaches
+            out["generalisation"] = generalisation_probe(net, train, evalset, eval_n, cfg.flip_test, seed)
         if "distances" in res:
             out["distances"] = _json_rows(res["distances"])
         elif row.data == "face":
