@@ -88,8 +88,9 @@ PROBE_SEED = 20171  # the augmented test images of `generalisation_probe` (any f
 
 class AugmentedView:
     """A fixed augmented copy of a dataset: `batch(indices)` returns its samples under the training
-    augmentation (rotation, scale, flip, colour; `tinybin.data.augment.AUGMENT`), drawn from one
-    generator seeded by `seed`, so the same indices always give the same images."""
+    augmentation (rotation, scale, flip, colour; `tinybin.data.augment.AUGMENT`), drawn for each
+    call from a generator seeded by `seed`: the same list of indices always gives the same images
+    (`train.evaluate` asks for its first n samples in one call)."""
 
     def __init__(self, data, seed: int = 0):
         self.data, self.seed = data, int(seed)
