@@ -173,6 +173,51 @@ for name, root in (("fig9", root9), ("fig10", root10)):
         NB.budget_check(name, root)
 
 # %% [markdown]
+# ## 4c. Accuracy against size: Fig. 10b's view
+#
+# Fig. 10b plots accuracy against the number of parameters, and the paper reads "efficiency"
+# from it. Here every variant of both figures sits at its size (downscaled network), with its
+# paired difference from the reference (mean, 95% CI; a bar only from 2 seeds on). The §7.2
+# cardinality variants move left as C grows; the constant-parameter ones and the depth variants
+# stay near the reference's size, so for them any vertical shift is the block's shape, not its size.
+
+# %%
+def plot_size_vs_delta(parts, key="pckh"):
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    ref_params = None
+    for (name, root), marker in zip(parts, ("o", "s")):
+        if root is None:
+            continue
+        for s in E.summarize(name, root):
+            if s["row"] == E.get(name).reference:
+                ref_params = s["params"]
+                continue
+            d = s["diff"].get(key) or {}
+            if not d.get("n"):
+                continue
+            err = None if d["half"] is None else [[d["mean"] - d["lo"]], [d["hi"] - d["mean"]]]
+            const = "const" in s["row"]
+            ax.errorbar(s["params"] / 1e6, d["mean"], yerr=err, fmt=marker, capsize=3,
+                        mfc="w" if const else None, color="C0" if name == "fig9" else ("C2" if const else "C1"))
+            ax.annotate(s["row"], (s["params"] / 1e6, d["mean"]), textcoords="offset points", xytext=(5, 3),
+                        fontsize=7)
+    if ref_params is not None:
+        ax.plot(ref_params / 1e6, 0, "k*", ms=12, label="reference: depth 3, cardinality 1")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.plot([], [], "o", color="C0", label="Fig. 9: depth")
+    ax.plot([], [], "s", color="C1", label="Fig. 10: cardinality, §7.2 widths")
+    ax.plot([], [], "s", color="C2", mfc="w", label="Fig. 10: cardinality, constant parameters")
+    ax.set_xlabel("parameters of the downscaled network (millions)")
+    ax.set_ylabel(f"Δ {key} vs reference (points)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.set_title("size against paired accuracy difference", fontsize=10)
+    plt.tight_layout()
+    plt.show()
+
+
+plot_size_vs_delta([("fig9", root9), ("fig10", root10)])
+
+# %% [markdown]
 # ## What we found vs the paper
 #
 # Computed from the intervals; nothing below is typed in by hand. Fig. 9b prints one number
