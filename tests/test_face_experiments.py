@@ -54,8 +54,11 @@ def test_claim_verdict():
     d = E.paired_difference({0: 1.0, 1: 2.0, 2: 1.5}, {0: 2.0, 1: 3.1, 2: 2.4})   # all about -1
     assert d["hi"] < 0
     assert E.claim_verdict(d, -1) == "agrees" and E.claim_verdict(d, +1) == "disagrees"
-    straddle = E.paired_difference({0: 1.0, 1: 3.0}, {0: 2.0, 1: 2.0})
+    straddle = E.paired_difference({0: 1.0, 1: 3.0, 2: 2.0}, {0: 2.0, 1: 2.0, 2: 2.0})
     assert E.claim_verdict(straddle, -1) == "unresolved"
+    # 2 pairs that coincide give a narrow interval excluding 0, but below the protocol's 3 seeds
+    two = E.paired_difference({0: 1.00, 1: 1.01}, {0: 2.0, 1: 2.0})
+    assert two["hi"] < 0 and E.claim_verdict(two, -1) == "unresolved (2 pairs)"
     assert E.claim_verdict(E.paired_difference({0: 1.0}, {0: 2.0}), -1) == "unresolved (1 pair)"   # no CI
 
 

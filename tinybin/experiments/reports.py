@@ -487,6 +487,9 @@ def parts_report(name: str, root: str = RESULTS) -> str:
     return "\n".join(lines)
 
 
+MIN_PAIRS = 3  # fewer seeds than the fewest any experiment of the protocol declares: no verdict
+
+
 def claim_verdict(diff: dict | None, direction: int) -> str:
     """What a paired difference says about a claim of the paper.
 
@@ -494,14 +497,16 @@ def claim_verdict(diff: dict | None, direction: int) -> str:
     direction: the sign the paper reports for row - reference (+1 or -1; 0: the paper gives no
     direction). Returns "agrees" (CI excludes 0 on the paper's side), "disagrees" (CI excludes 0 on
     the other side), "unresolved" (CI contains 0, or no direction), "not run" (no pairs) or
-    "unresolved (1 pair)".
+    "unresolved (n pairs)" below the protocol's minimum of `MIN_PAIRS` seeds: with 2 pairs the
+    t-interval has one degree of freedom, and two differences that happen to coincide give a
+    narrow interval that means nothing.
     """
     if direction not in (-1, 0, 1):
         raise ValueError(f"claim_verdict: direction must be -1, 0 or +1, got {direction!r}")
     if not diff or not diff.get("n"):
         return "not run"
-    if diff.get("lo") is None or diff.get("hi") is None:
-        return "unresolved (1 pair)"
+    if diff["n"] < MIN_PAIRS or diff.get("lo") is None or diff.get("hi") is None:
+        return f"unresolved ({diff['n']} pair{'s' if diff['n'] > 1 else ''})"
     side = 1 if diff["lo"] > 0 else (-1 if diff["hi"] < 0 else 0)
     if side == 0 or direction == 0:
         return "unresolved"
