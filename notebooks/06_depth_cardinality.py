@@ -238,6 +238,24 @@ if root10 is not None:
               for c in cs])
 
 # %% [markdown]
+# ### Reading the verdicts (provisional: the runs are not complete)
+#
+# This build has seeds 0-1 of every depth row and of cardinality 2 and 4 (§7.2 widths), and seed 0
+# only of cardinality 8 and of the three constant-parameter rows; the reference has 3 seeds.
+# Below 3 pairs no claim gets a verdict (`experiments.MIN_PAIRS`): with 2 pairs the interval has
+# one degree of freedom. What the numbers so far show:
+#
+# * **Depth (Fig. 9): a flat response.** Every depth from 2 to 7 is within a point of depth 3 at
+#   PCKh@0.5 (means −0.4 to +0.9) and within 0.4 at the matched tolerance; depth 6 is −0.4, not
+#   the paper's +0.5. Nothing here yet suggests the paper's rise to depth 6.
+# * **Cardinality (Fig. 10): the §7.2 variants sit below C = 1** (−0.5, −0.9, −0.7 for C = 2, 4,
+#   8), the sign and size the paper reports, but they also have 13-22% fewer parameters; the
+#   constant-parameter variants at seed 0 are +0.5, +0.7 and −0.4. If that pattern holds over
+#   more seeds, the loss comes from the smaller size rather than from splitting the block.
+#
+# The remaining runs (`python -m tinybin.experiments run fig9 fig10 --seeds 5 --jobs 2`) decide these.
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. `tb.blocks.hpm_widths(64, 3, 4, constant_params=True, in_channels=32)` gives [14, 1, 1]: in
