@@ -242,7 +242,7 @@ if root10 is not None:
 #
 # This build has seeds 0-1 of every depth row and of cardinality 2 and 4 (§7.2 widths), and seed 0
 # only of cardinality 8 and of the three constant-parameter rows; the reference has 3 seeds.
-# Below 3 pairs no claim gets a verdict (`experiments.MIN_PAIRS`): with 2 pairs the interval has
+# Below 3 pairs no claim gets a verdict (`experiments.claim_verdict`): with 2 pairs the interval has
 # one degree of freedom. What the numbers so far show:
 #
 # * **Depth (Fig. 9): a flat response.** Every depth from 2 to 7 is within a point of depth 3 at
