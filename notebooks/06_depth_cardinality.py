@@ -240,8 +240,9 @@ if root10 is not None:
 # %% [markdown]
 # ### Reading the verdicts (provisional: the runs are not complete)
 #
-# This build has seeds 0-1 of every depth row and of cardinality 2 and 4 (§7.2 widths), and seed 0
-# only of cardinality 8 and of the three constant-parameter rows; the reference has 3 seeds.
+# This build has seeds 0-1 of every depth row, of cardinality 2 and 4 (§7.2 widths) and of
+# cardinality 2 at constant parameters, and seed 0 only of cardinality 8 and of cardinality 4 and 8
+# at constant parameters; the reference has 3 seeds.
 # Below 3 pairs no claim gets a verdict (`experiments.claim_verdict`): with 2 pairs the interval has
 # one degree of freedom. What the numbers so far show:
 #
@@ -250,7 +251,7 @@ if root10 is not None:
 #   the paper's +0.5. Nothing here yet suggests the paper's rise to depth 6.
 # * **Cardinality (Fig. 10): the §7.2 variants sit below C = 1** (−0.5, −0.9, −0.7 for C = 2, 4,
 #   8), the sign and size the paper reports, but they also have 13-22% fewer parameters; the
-#   constant-parameter variants at seed 0 are +0.5, +0.7 and −0.4. If that pattern holds over
+#   constant-parameter variants are +0.2 (2 pairs), +0.7 and −0.4 (seed 0). If that pattern holds over
 #   more seeds, the loss comes from the smaller size rather than from splitting the block.
 #
 # The remaining runs (`python -m tinybin.experiments run fig9 fig10 --seeds 5 --jobs 2`) decide these.
