@@ -238,6 +238,23 @@ if root10 is not None:
               for c in cs])
 
 # %% [markdown]
+# ### How many seeds would resolve these?
+#
+# "Unresolved" can mean two things: not enough seeds yet, or a difference too small for any budget
+# we have. The spread of the paired differences measured so far tells them apart. For each row,
+# `experiments.seeds_for_power(sd, Δ)` is the number of paired seeds that would give a 95% interval
+# excluding 0 four times in five if the true difference were Δ: the paper's +0.5 for depth 6, its
+# "about 1 percent" for the cardinality rows, and a 1-point yardstick for the depths whose value the
+# paper does not print. The spread itself comes from few pairs, so read the seed counts as rough.
+
+# %%
+if root9 is not None:
+    NB.power_table("fig9", root9, [(f"depth{d}", 0.5 if d == 6 else None, f"depth {d}") for d in DEPTHS if d != 3])
+if root10 is not None:
+    NB.power_table("fig10", root10, [(f"card{o['cardinality']}" + ("_const" if o.get("constant_params") else ""),
+                                      1.0, card_name(o)) for o in CARD_OPTS if o["cardinality"] > 1])
+
+# %% [markdown]
 # ### Reading the verdicts (provisional: the runs are not complete)
 #
 # This build has seeds 0-1 of every depth row, of cardinality 2 and 4 (§7.2 widths) and of

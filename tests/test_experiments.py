@@ -257,9 +257,43 @@ def test_paired_difference_hand_values():
     d = X.paired_difference({0: 3.0, 1: 5.0, 2: 4.0, 7: 100.0}, {0: 1.0, 1: 2.0, 2: 2.0, 3: 0.0})
     # differences 2, 3, 2 over the shared seeds 0, 1, 2; sd = 0.57735, t(0.975, 2) = 4.302653
     assert d["seeds"] == [0, 1, 2] and d["mean"] == pytest.approx(7 / 3)
+    assert d["sd"] == pytest.approx(0.5773503, rel=1e-6)
     assert d["half"] == pytest.approx(4.302653 * 0.5773503 / np.sqrt(3), rel=1e-5)
     assert X.paired_difference({0: 1.0}, {0: 0.5})["half"] is None
+    assert X.paired_difference({0: 1.0}, {0: 0.5})["sd"] is None
     assert X.paired_difference({0: 1.0}, {1: 0.5})["n"] == 0
+
+
+def test_seeds_for_power_matches_published_paired_t_sample_sizes():
+    # Two-sided paired t-test, alpha 0.05, 80% power: effect size 1 needs n = 10 (power 0.8031),
+    # effect size 0.5 needs n = 34 (power 0.8078); the standard sample-size tables (e.g. G*Power).
+    assert X.paired_power(1.0, 1.0, 10) == pytest.approx(0.8031, abs=5e-4)
+    assert X.paired_power(2.0, -1.0, 34) == pytest.approx(0.8078, abs=5e-4)   # sign and scale free
+    assert X.seeds_for_power(1.0, 1.0) == 10 and X.seeds_for_power(3.0, 1.5) == 34
+    for sd, delta in ((1.3, 0.9), (0.4, 1.0), (1.0, 0.3)):
+        n = X.seeds_for_power(sd, delta, power=0.9)
+        assert X.paired_power(sd, delta, n) >= 0.9 and (n == 2 or X.paired_power(sd, delta, n - 1) < 0.9)
+    assert X.seeds_for_power(1.0, 0.0) is None
+    assert X.seeds_for_power(1.0, 0.01, most=200) is None                  # beyond `most` seeds
+    for bad in (dict(sd=0.0, delta=1.0, n=5), dict(sd=1.0, delta=1.0, n=1), dict(sd=1.0, delta=1.0, n=2.5)):
+        with pytest.raises(ValueError):
+            X.paired_power(**bad)
+    with pytest.raises(ValueError):
+        X.seeds_for_power(1.0, 1.0, power=1.0)
+
+
+def test_paired_power_is_the_rate_at_which_paired_difference_resolves():
+    # Simulated experiments of 6 normal paired differences: the share whose 95% interval lies above
+    # 0 estimates the power; 3000 draws give it within +-0.037 (4 standard errors at p = 0.5).
+    rng = np.random.default_rng(5)
+    sd, delta, n, draws = 1.2, 1.0, 6, 3000
+    hits = 0
+    for diffs in rng.normal(delta, sd, size=(draws, n)):
+        d = X.paired_difference(dict(enumerate(diffs)), dict.fromkeys(range(n), 0.0))
+        hits += d["lo"] > 0
+    p = X.paired_power(sd, delta, n)
+    assert 0.2 < p < 0.8                                                   # a case where the check has teeth
+    assert abs(hits / draws - p) < 4 * np.sqrt(p * (1 - p) / draws)
 
 
 def test_loss_drift_hand_values():
@@ -665,3 +699,33 @@ def test_plan_marks_the_run_another_process_is_training(tmp_path, capsys):
         holder.terminate()
         holder.join()
     assert not X.runner._locked(part)
+
+
+def test_power_table_reads_the_paired_spread(tmp_path, capsys):
+    """The notebooks' power table: sd of the paired differences per row, the seeds that
+    `seeds_for_power` says would resolve the paper's (or the yardstick's) difference, none from
+    fewer than MIN_PAIRS pairs, and a pooled line weighting each row's variance by its df."""
+    from tinybin import notebook as NB
+    root = str(tmp_path)
+    scores = {"bottleneck": [40.0, 41.0, 45.0, 44.0], "wide": [50.0, 52.0, 60.0, 56.0], "hpm": [42.0, 45.0]}
+    for row, vals in scores.items():
+        for seed, v in enumerate(vals):
+            X.write_result(X.result_path("table2", row, seed, root), _pose_result("table2", row, seed, v, None))
+    # reference: bottleneck. wide - bottleneck = 10, 11, 15, 12 (sd 2.1602); hpm: 2, 4 (sd 1.4142)
+    out = NB.power_table("table2", root, [("wide", 4.0, "wider is better"), ("hpm", None, "hpm is better")],
+                         keys=("pckh",))
+    wide, hpm, pooled = out[:3]
+    assert wide["sd"] == pytest.approx(np.std([10, 11, 15, 12], ddof=1)) and wide["pairs"] == 4
+    assert wide["seeds"] == X.seeds_for_power(wide["sd"], 4.0) and wide["seeds"] > 2
+    assert X.paired_power(wide["sd"], 4.0, wide["seeds"]) >= 0.8 > X.paired_power(wide["sd"], 4.0, wide["seeds"] - 1)
+    assert hpm["sd"] == pytest.approx(np.sqrt(2)) and hpm["pairs"] == 2 and hpm["seeds"] is None
+    assert hpm["delta"] == 1.0                                                    # the yardstick
+    # pooled variance: (3 * 2.1602^2 + 1 * 2) / 4 = 4.0; seeds per distinct delta (1.0 first)
+    assert pooled["row"] is None and pooled["sd"] == pytest.approx(2.0) and pooled["pairs"] == 5
+    assert pooled["delta"] == 1.0 and pooled["seeds"] == X.seeds_for_power(2.0, 1.0)
+    assert out[3]["delta"] == 4.0 and out[3]["seeds"] == X.seeds_for_power(2.0, 4.0)
+    text = capsys.readouterr().out
+    assert f"| wider is better | 4.0 (paper) | 2.16 (4) | {wide['seeds']} |" in text
+    assert "| hpm is better | 1.0 (yardstick) | 1.41 (2) | – (< 3 pairs) |" in text
+    seeds = f"1.0: {pooled['seeds']}, 4.0: {out[3]['seeds']}"
+    assert f"| pooled over these rows | 1.0, 4.0 | 2.00 (4 df) | {seeds} |" in text

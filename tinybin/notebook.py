@@ -1,5 +1,6 @@
 """What the ablation notebooks share: showing markdown, finding an experiment's results (or making
-smoke-sized ones in QUICK mode), the paired-difference figure and the verdict table.
+smoke-sized ones in QUICK mode), the paired-difference figure, the verdict table and the seeds a
+verdict would need.
 
 Each notebook reads the committed `results/` through `tinybin.experiments` (`summarize`,
 `paired_difference`, `claim_verdict`); these helpers only lay that out. The protocol behind the
@@ -113,6 +114,65 @@ def verdict_table(name: str, root: str, claims, keys=KEYS) -> list[tuple[str, st
             cells += [E._fmt_diff(d), v]
             out.append((row, key, v))
         lines.append("| " + " | ".join(cells) + " |")
+    show_md("\n".join(lines))
+    return out
+
+
+def power_table(name: str, root: str, claims, keys=KEYS, power: float = 0.8, yardstick: float = 1.0) -> list[dict]:
+    """Markdown table, shown with `show_md`: how many seeds would resolve each claim's difference?
+
+    claims: (row, delta, text), delta the paper's row - reference in points, or None where the paper
+    gives only a trend (then the `yardstick`, 1 point, is used and marked). Per row and key: the
+    standard deviation of the paired differences measured so far and
+    `experiments.seeds_for_power(sd, delta, power)`, the number of paired seeds that would give a
+    95% interval excluding 0 with probability `power` if the true difference were delta. It tells
+    whether "unresolved" means "not enough seeds yet" or "beyond any budget we have".
+
+    A row's sd from fewer than `experiments.MIN_PAIRS` pairs is shown but not used for a seed
+    count. The last line pools the rows' variances (weighted by their degrees of freedom), an
+    estimate with more degrees of freedom when the rows' spreads are alike, as rows compared with
+    one reference under shared seeds usually are. Returns [dict(row, key, delta, sd, pairs, seeds)],
+    the pooled line with row None and pairs its degrees of freedom + 1.
+    """
+    summ = {s["row"]: s for s in E.summarize(name, root)}
+    head = ["row", "Δ to resolve"] + [c for k in keys for c in (f"sd of paired Δ {k} (pairs)",
+                                                                f"seeds for {power:.0%} power")]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out, sizes = [], []
+
+    def seeds_cell(sd, size, pairs):
+        if sd is None:
+            return "–", None
+        if pairs < E.MIN_PAIRS:
+            return f"– (< {E.MIN_PAIRS} pairs)", None
+        n = E.seeds_for_power(sd, size, power)
+        return ("> 1000" if n is None else str(n)), n
+
+    for row, delta, text in claims:
+        size = yardstick if delta is None else abs(delta)
+        sizes.append(size)
+        cells = [text, f"{size:.1f}" + (" (yardstick)" if delta is None else " (paper)")]
+        for key in keys:
+            d = summ[row]["diff"].get(key) or {}
+            sd, pairs = d.get("sd"), d.get("n", 0)
+            cell, seeds = seeds_cell(sd, size, pairs)
+            cells += ["–" if sd is None else f"{sd:.2f} ({pairs})", cell]
+            out.append(dict(row=row, key=key, delta=size, sd=sd, pairs=pairs, seeds=seeds))
+        lines.append("| " + " | ".join(cells) + " |")
+    sizes = sorted(set(sizes))
+    cells = ["pooled over these rows", ", ".join(f"{x:.1f}" for x in sizes)]
+    for key in keys:
+        got = [r for r in out if r["key"] == key and r["sd"] is not None]
+        df = sum(r["pairs"] - 1 for r in got)
+        if not df:
+            cells += ["–", "–"]
+            continue
+        sd = float(np.sqrt(sum((r["pairs"] - 1) * r["sd"] ** 2 for r in got) / df))
+        parts = [seeds_cell(sd, x, df + 1) for x in sizes]
+        cells += [f"{sd:.2f} ({df} df)", ", ".join(f"{x:.1f}: {c}" if len(sizes) > 1 else c
+                                                    for x, (c, _) in zip(sizes, parts))]
+        out += [dict(row=None, key=key, delta=x, sd=sd, pairs=df + 1, seeds=n) for x, (_, n) in zip(sizes, parts)]
+    lines.append("| " + " | ".join(cells) + " |")
     show_md("\n".join(lines))
     return out
 

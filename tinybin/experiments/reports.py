@@ -77,17 +77,19 @@ def paired_difference(a: dict[int, float], b: dict[int, float], level: float = 0
     """Mean and t-interval of a[s] - b[s] over the seeds s present in both (None scores skipped).
 
     half = t_{(1+level)/2, n-1} * sd / sqrt(n) with sd the sample std (ddof 1) of the differences;
-    n < 2 gives half = None. Returns dict(n, mean, half, lo, hi, seeds).
+    n < 2 gives half = None. Returns dict(n, mean, sd, half, lo, hi, seeds); `sd` (None below 2
+    pairs) is what `seeds_for_power` needs to say how many seeds would resolve a difference.
     """
     from scipy import stats
     seeds = sorted(s for s in set(a) & set(b) if a[s] is not None and b[s] is not None)
     d = np.array([a[s] - b[s] for s in seeds], np.float64)
     n = len(d)
     if n == 0:
-        return dict(n=0, mean=None, half=None, lo=None, hi=None, seeds=[])
+        return dict(n=0, mean=None, sd=None, half=None, lo=None, hi=None, seeds=[])
     mean = float(d.mean())
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1) / math.sqrt(n)) if n > 1 else None
-    return dict(n=n, mean=mean, half=half, lo=None if half is None else mean - half,
+    sd = float(d.std(ddof=1)) if n > 1 else None
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n)) if n > 1 else None
+    return dict(n=n, mean=mean, sd=sd, half=half, lo=None if half is None else mean - half,
                 hi=None if half is None else mean + half, seeds=seeds)
 
 
@@ -511,6 +513,49 @@ def claim_verdict(diff: dict | None, direction: int) -> str:
     if side == 0 or direction == 0:
         return "unresolved"
     return "agrees" if side == direction else "disagrees"
+
+
+def paired_power(sd: float, delta: float, n: int, level: float = 0.95) -> float:
+    """Probability that `n` paired seeds resolve a true difference `delta`: that the `level`
+    t-interval of the paired differences (`paired_difference`) excludes 0 on delta's side, when the
+    differences are normal with standard deviation `sd`.
+
+    With T = mean / (s / sqrt(n)) non-central t (n - 1 degrees of freedom, non-centrality
+    |delta| sqrt(n) / sd), the interval lies above 0 exactly when T > t_{(1+level)/2, n-1}.
+    """
+    from scipy import stats
+    if not (sd > 0 and math.isfinite(sd)):
+        raise ValueError(f"paired_power: sd must be positive and finite, got {sd!r}")
+    if int(n) != n or n < 2:
+        raise ValueError(f"paired_power: n must be an integer >= 2 (a t-interval needs 2 pairs), got {n!r}")
+    n = int(n)
+    crit = stats.t.ppf(0.5 + level / 2, n - 1)
+    return float(stats.nct.sf(crit, n - 1, abs(delta) * math.sqrt(n) / sd))
+
+
+def seeds_for_power(sd: float, delta: float, power: float = 0.8, level: float = 0.95,
+                    most: int = 1000) -> int | None:
+    """The fewest paired seeds n with `paired_power(sd, delta, n, level) >= power`; None if even
+    `most` seeds fall short (or delta is 0).
+
+    This puts a number on "unresolved at this power": with the spread of paired differences a row
+    shows (`paired_difference(...)["sd"]`), how many seeds would resolve the paper's difference?
+    For delta / sd = 1 it gives 10 seeds, for 0.5 it gives 34 (80% power, 95% interval).
+    """
+    if not 0 < power < 1:
+        raise ValueError(f"seeds_for_power: power must be in (0, 1), got {power!r}")
+    if delta == 0:
+        return None
+    if paired_power(sd, delta, most, level) < power:
+        return None
+    lo, hi = 1, most             # power grows with n: paired_power(hi) >= power, and lo is below any n
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if paired_power(sd, delta, mid, level) >= power:
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def scale_verdict(base: dict | None, scaled: dict | None, shift: dict | None, paper: float | None) -> str:
