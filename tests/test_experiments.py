@@ -729,3 +729,5 @@ def test_power_table_reads_the_paired_spread(tmp_path, capsys):
     assert "| hpm is better | 1.0 (yardstick) | 1.41 (2) | – (< 3 pairs) |" in text
     seeds = f"1.0: {pooled['seeds']}, 4.0: {out[3]['seeds']}"
     assert f"| pooled over these rows | 1.0, 4.0 | 2.00 (4 df) | {seeds} |" in text
+    assert len(NB.power_table("table2", root, [("wide", 4.0, "one row")], keys=("pckh",))) == 1
+    assert "pooled" not in capsys.readouterr().out                                 # one row: nothing to pool

@@ -129,10 +129,12 @@ def power_table(name: str, root: str, claims, keys=KEYS, power: float = 0.8, yar
     whether "unresolved" means "not enough seeds yet" or "beyond any budget we have".
 
     A row's sd from fewer than `experiments.MIN_PAIRS` pairs is shown but not used for a seed
-    count. The last line pools the rows' variances (weighted by their degrees of freedom), an
-    estimate with more degrees of freedom when the rows' spreads are alike, as rows compared with
-    one reference under shared seeds usually are. Returns [dict(row, key, delta, sd, pairs, seeds)],
-    the pooled line with row None and pairs its degrees of freedom + 1.
+    count. With two rows or more, a last line pools their variances (weighted by their degrees of
+    freedom): an estimate with more degrees of freedom when the rows' spreads are alike, as rows
+    compared with one reference under shared seeds usually are.
+
+    Returns [dict(row, key, delta, sd, pairs, seeds)]; the pooled line's dicts have row None and
+    pairs = its degrees of freedom + 1.
     """
     summ = {s["row"]: s for s in E.summarize(name, root)}
     head = ["row", "Δ to resolve"] + [c for k in keys for c in (f"sd of paired Δ {k} (pairs)",
@@ -164,7 +166,7 @@ def power_table(name: str, root: str, claims, keys=KEYS, power: float = 0.8, yar
     for key in keys:
         got = [r for r in out if r["key"] == key and r["sd"] is not None]
         df = sum(r["pairs"] - 1 for r in got)
-        if not df:
+        if len(got) < 2:      # nothing to pool
             cells += ["–", "–"]
             continue
         sd = float(np.sqrt(sum((r["pairs"] - 1) * r["sd"] ** 2 for r in got) / df))
@@ -172,7 +174,8 @@ def power_table(name: str, root: str, claims, keys=KEYS, power: float = 0.8, yar
         cells += [f"{sd:.2f} ({df} df)", ", ".join(f"{x:.1f}: {c}" if len(sizes) > 1 else c
                                                     for x, (c, _) in zip(sizes, parts))]
         out += [dict(row=None, key=key, delta=x, sd=sd, pairs=df + 1, seeds=n) for x, (_, n) in zip(sizes, parts)]
-    lines.append("| " + " | ".join(cells) + " |")
+    if any(r["row"] is None for r in out):
+        lines.append("| " + " | ".join(cells) + " |")
     show_md("\n".join(lines))
     return out
 
