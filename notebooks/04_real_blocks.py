@@ -261,8 +261,9 @@ if root3 is not None:
 #   "for real networks width buys accuracy; for binary ones it does not", and here it holds more
 #   strongly than in the paper: for real networks width buys more than the hierarchical block.
 # * **The toy of section 1b agrees on width and not on the block.** Widening a real block's middle
-#   lowers its fit error by 42%, a binary one's by 2%; but the binary HPM fits the toy teacher
-#   worse than a binary bottleneck, the opposite of the trained networks.
+#   lowers its fit error by 42%, a binary one's by 3%; but the binary HPM fits the toy teacher
+#   worse than a binary bottleneck, the opposite of the trained networks. (The binary fits are
+#   exactly repeatable on one CPU; an earlier build on another CPU gave 2% and the same ranking.)
 # * **Not tested:** whether the real HPM catches up at larger width. At F = 64 its last layers
 #   have 16 channels (8 in the F/2 stem blocks), and the scale checks of notebook 02 train no real
 #   HPM at F = 128.

@@ -360,10 +360,10 @@ if root11 is not None:
 #   project, so at this scale the claim stays unresolved.
 # * **Table 10, speed: faster by much less than 20%, and not always resolvably faster.** The
 #   improved HG does 7% fewer multiply-accumulates at both scales. Section 1's paired timing,
-#   taken while two training runs shared the 2 cores, gave 3% less time [−6%, 11%] in the
-#   committed build (AMD EPYC); earlier builds gave 12% [9%, 14%] on the same machine and 10%
-#   [7%, 14%] and 6% [0%, 11%] on an Intel Xeon. Every build excludes 20%; three of four exclude
-#   0. On a CPU the time roughly follows the work. The paper does not say where it timed; its §5
+#   taken while two training runs shared the 2 cores, gave 8% less time [3%, 13%] in the
+#   committed build (AMD EPYC); earlier builds gave 3% [−6%, 11%] and 12% [9%, 14%] on the same
+#   machine and 10% [7%, 14%] and 6% [0%, 11%] on an Intel Xeon. Every build excludes 20%; four
+#   of five exclude 0. On a CPU the time roughly follows the work. The paper does not say where it timed; its §5
 #   "Performance" paragraph timed on GPUs against cuBLAS and "did not conduct experiments on
 #   CPUs", and on a GPU fewer layers can save more than their share of the arithmetic. An
 #   earlier build that compared medians of 9 unpaired rounds printed 35%: hence the pairing.
