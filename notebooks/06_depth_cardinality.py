@@ -257,8 +257,8 @@ if root10 is not None:
 # %% [markdown]
 # ### Reading the verdicts (seeds 0-2 so far; 5 planned)
 #
-# This build has 3 seeds of every cardinality row and of depth 2 and 4, and 2 of depth 5, 6 and
-# 7; the reference (depth 3 = cardinality 1) has 3. The protocol plans 5 per row
+# This build has 3 seeds of every cardinality row and of depths 2, 4 and 5, and 2 of depths 6
+# and 7; the reference (depth 3 = cardinality 1) has 3. The protocol plans 5 per row
 # (`python -m tinybin.experiments run fig9 fig10 --seeds 5 --jobs 2` trains the rest, the
 # reference's seeds 3-4 through `scale_width/hpm`), so none of this is final. Below 3 pairs no
 # claim gets a verdict (`experiments.claim_verdict`).
@@ -277,11 +277,11 @@ if root10 is not None:
 #   12 degrees of freedom), resolving a 1-point difference four times in five takes about 8 seeds,
 #   more than the 5 planned.
 # * **Depth (Fig. 9): flat so far.** Every depth from 2 to 7 is within a point of depth 3 at
-#   PCKh@0.5 (means −0.4 to +0.5 over 2-3 pairs) and within 0.4 at the matched tolerance; depth
+#   PCKh@0.5 (means −1.3 to +0.5 over 2-3 pairs) and within 0.4 at the matched tolerance; depth
 #   6 is −0.4, not the paper's +0.5, and no depth resolves. The depth rows' pooled spread (sd
-#   1.0 point at PCKh@0.5, 7 degrees of freedom) puts the paper's +0.5 at about 36 seeds: beyond
+#   1.2 points at PCKh@0.5, 8 degrees of freedom) puts the paper's +0.5 at about 49 seeds: beyond
 #   any budget here, so at PCKh@0.5 "depth 6 is best" will stay unresolved at this scale; at the
-#   matched tolerance (sd 0.45) about 9 seeds would do.
+#   matched tolerance (sd 0.43) about 8 seeds would do.
 
 # %% [markdown]
 # ## Exercises
