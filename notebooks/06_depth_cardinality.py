@@ -266,15 +266,16 @@ if root10 is not None:
 #   "under-performs by 1 percent" (its mean is about twice the paper's 1 point). C = 2 and 4 are
 #   unresolved, C = 4 only just (the interval stops 0.1 above 0). The verdicts moved with the
 #   seeds: at 3 seeds C = 4 agreed (−1.1 [−2.0, −0.2]), at 4 none did, and at 5 C = 8 does.
-#   A verdict that rests on a few pairs is fragile, which is why the protocol fixed 5 in advance.
+#   A verdict that rests on a few pairs is fragile: read these as the protocol's 5-seed verdicts,
+#   fixed in advance, not as settled.
 #   At the matched tolerance all three are within 0.6 of C = 1, unresolved. These networks are
 #   13%, 20% and 22% smaller than C = 1 (section 1), so this set does not say whether the copies
 #   or the missing parameters cost the accuracy.
 # * **Cardinality at constant parameters: no loss.** −0.2 [−1.5, +1.1], +0.3 [−0.6, +1.2] and
 #   −0.0 [−1.1, +1.0], and within 0.2 of C = 1 at the matched tolerance: unresolved against 0.
 #   C = 4's interval excludes the paper's −1; C = 2's and C = 8's contain it, C = 8's only at its
-#   edge. So the §7.2 variants lose about what their missing parameters cost, and splitting the
-#   block into copies of equal total size costs little or nothing here. With the pooled spread of
+#   edge. So the §7.2 variants seem to lose about what their missing parameters cost, and
+#   splitting the block into copies of equal total size costs little or nothing here. With the pooled spread of
 #   the cardinality rows (sd of the paired differences 1.02 PCKh@0.5 points, 24 degrees of
 #   freedom), resolving a 1-point difference four times in five takes about 11 seeds.
 # * **Depth (Fig. 9): flat.** Every depth from 2 to 7 is within a point of depth 3 at PCKh@0.5
