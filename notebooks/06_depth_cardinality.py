@@ -265,27 +265,27 @@ if root10 is not None:
 #   points against C = 1. Only C = 8's interval excludes 0, on the paper's side: it **agrees** with
 #   "under-performs by 1 percent" (its mean is about twice the paper's 1 point). C = 2 and 4 are
 #   unresolved, C = 4 only just (the interval stops 0.1 above 0). The verdicts moved with the
-#   seeds: at 3 seeds C = 4 agreed (−1.1 [−2.0, −0.2]), at 4 none did, and at 5 C = 8 does.
-#   A verdict that rests on a few pairs is fragile: read these as the protocol's 5-seed verdicts,
-#   fixed in advance, not as settled.
-#   At the matched tolerance all three are within 0.6 of C = 1, unresolved. These networks are
-#   13%, 20% and 22% smaller than C = 1 (section 1), so this set does not say whether the copies
-#   or the missing parameters cost the accuracy.
+#   seeds: at 3 seeds C = 4 agreed (−1.1 [−2.0, −0.2]), at 4 none did, and at 5 C = 8 does. A
+#   verdict that rests on a few pairs is fragile: read these as the protocol's 5-seed verdicts,
+#   fixed in advance, not as settled. At the matched tolerance all three are within 0.6 of C = 1,
+#   unresolved. These networks are 13%, 20% and 22% smaller than C = 1 (section 1), so this set
+#   does not say whether the copies or the missing parameters cost the accuracy.
 # * **Cardinality at constant parameters: no loss.** −0.2 [−1.5, +1.1], +0.3 [−0.6, +1.2] and
 #   −0.0 [−1.1, +1.0], and within 0.2 of C = 1 at the matched tolerance: unresolved against 0.
 #   C = 4's interval excludes the paper's −1; C = 2's and C = 8's contain it, C = 8's only at its
 #   edge. So the §7.2 variants seem to lose about what their missing parameters cost, and
-#   splitting the block into copies of equal total size costs little or nothing here. With the pooled spread of
-#   the cardinality rows (sd of the paired differences 1.02 PCKh@0.5 points, 24 degrees of
-#   freedom), resolving a 1-point difference four times in five takes about 11 seeds.
+#   splitting the block into copies of equal total size costs little or nothing here. With the
+#   pooled spread of the cardinality rows (sd of the paired differences 1.02 PCKh@0.5 points, 24
+#   degrees of freedom), resolving a 1-point difference four times in five takes about 11 seeds.
 # * **Depth (Fig. 9): flat.** Every depth from 2 to 7 is within a point of depth 3 at PCKh@0.5
 #   (means −0.6 to +1.0 over 5 pairs) and within 0.2 at the matched tolerance. Depth 6 is +0.4
 #   [−1.5, +2.3] against the paper's +0.5: the mean is close to the paper's, but the interval
-#   reaches 1.9 points either side, nearly four times the effect. No depth resolves. Depth 2, the shallowest block, is +1.0 [−0.2, +2.2]:
-#   if anything better, not worse, but unresolved. The depth rows' pooled spread (sd 1.26 points at
-#   PCKh@0.5, 20 degrees of freedom) puts the paper's +0.5 at about 52 seeds, beyond any budget
-#   here, so at PCKh@0.5 "depth 6 is best" stays unresolved at this scale. At the matched
-#   tolerance (sd 0.42) about 8 seeds would do, but there depth 6's mean is −0.1.
+#   reaches 1.9 points either side, nearly four times the effect. No depth resolves. Depth 2, the
+#   shallowest block, is +1.0 [−0.2, +2.2]: if anything better, not worse, but unresolved. The
+#   depth rows' pooled spread (sd 1.26 points at PCKh@0.5, 20 degrees of freedom) puts the paper's
+#   +0.5 at about 52 seeds, beyond any budget here, so at PCKh@0.5 "depth 6 is best" stays
+#   unresolved at this scale. At the matched tolerance (sd 0.42) about 8 seeds would do, but there
+#   depth 6's mean is −0.1.
 
 # %% [markdown]
 # ## Exercises
